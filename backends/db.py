@@ -170,7 +170,7 @@ class RestoreResult:
 
 # -- address parsing --------------------------------------------------------------------
 
-_ADDR = re.compile(r"^(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:/\[\]]+))"
+_ADDR = re.compile(r"^(?:(?P<scheme>[a-z][a-z0-9+.-]*)://)?(?:\[(?P<v6>[^\]]+)\]|(?P<host>[^:/\[\]\s]+))"
                    r"(?::(?P<port>\d{1,5}))?/?$", re.I)
 
 
@@ -342,7 +342,8 @@ class Database:
                     min_size=1, max_size=self.max_connections, timeout=self.connect_timeout,
                     command_timeout=self.command_timeout,
                     server_settings={"application_name": "bai-registry-migrate"})
-        except Exception as e:
+        except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                asyncpg.InternalClientError) as e:
             raise self._connect_error(e) from None
         return self
 

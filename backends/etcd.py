@@ -408,7 +408,8 @@ class EtcdStore:
             raise SafetyError(f"refusing to delete {norm!r}: it covers Backend.AI configuration as a whole",
                               fix="delete one registry's or image's subtree instead")
         if _under(REGISTRY_PREFIX, norm) or _under(norm, REGISTRY_PREFIX):
-            registries = await self.get_prefix(REGISTRY_PREFIX)
+            # `registry/`, not the raw string prefix: `config/docker/registry.bak/...` is no registry
+            registries = await self.get_prefix(REGISTRY_PREFIX + "/")
             removed = set()
             if norm == REGISTRY_PREFIX:
                 removed = set(registries)

@@ -155,3 +155,36 @@ def resolve_alias(name: str, aliases: Mapping[str, str]) -> tuple[str, list[str]
         current = nxt
         chain.append(current)
     raise AliasLoop(f"alias {name!r} does not resolve within {MAX_ALIAS_HOPS} hops: {' -> '.join(chain)}")
+
+
+@dataclass(frozen=True)
+class MetaImage:
+    """One `images/<registry>/<repo>/<tag>` entry of etcd image metadata."""
+
+    registry: str
+    repo: str
+    tag: str
+    digest: str
+
+    @property
+    def canonical(self) -> str:
+        return f"{self.registry}/{self.repo}:{self.tag}"
+
+
+def metadata_images(flat: Mapping[str, str]) -> dict[str, MetaImage]:
+    """Canonical name -> entry, from flat etcd pairs under `images/` (quoted keys).
+
+    A tag entry is exactly `images/R/I/T` whose value is the config digest; deeper keys
+    (`.../labels/...`, `.../resource/...`) and the `images/R/I = 1` marker are not entries.
+    """
+    from urllib.parse import unquote
+
+    out: dict[str, MetaImage] = {}
+    for k, v in flat.items():
+        parts = k.split("/")
+        if len(parts) != 4 or parts[0] != "images" or parts[1] == "_aliases":
+            continue
+        reg, repo, tag = unquote(parts[1]), unquote(parts[2]), parts[3]
+        img = MetaImage(reg, repo, tag, v)
+        out[img.canonical] = img
+    return out

@@ -90,6 +90,7 @@ class PrepullPlan:
 class AliasesPlan:
     overrides: dict[str, str] = field(default_factory=dict)   # alias -> target chosen by the operator
     skip: list[str] = field(default_factory=list)             # aliases left as they are
+    remove: list[str] = field(default_factory=list)           # aliases to delete (dealias)
 
 
 @dataclass
@@ -254,7 +255,11 @@ def plan_from_mapping(raw: Mapping[str, Any], *, file: str | None = None) -> Pla
             raise ConfigError(f"target of alias {k!r} must be a non-empty string", file=file,
                               key=f"aliases.overrides.{k}", fix='write e.g. python = "cr.backend.ai/stable/python:3.9"')
         overrides[k] = v
-    aliases = AliasesPlan(overrides=overrides, skip=al.str_list("skip", []))
+    aliases = AliasesPlan(overrides=overrides, skip=al.str_list("skip", []), remove=al.str_list("remove", []))
+    for name in aliases.remove:
+        if name in aliases.overrides or name in aliases.skip:
+            raise ConfigError(f"alias {name!r} is both removed and overridden/skipped", file=file,
+                              key="aliases.remove", fix="keep it in only one of overrides, skip and remove")
 
     w = _Reader(top.table("allowlists"), "allowlists", file)
     domains_raw = w.table("domains")

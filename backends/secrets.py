@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable
 
 MASK = "***"
+SEALED_PREFIX = "sealed:v1:"   # values sealed by backends.vault are ciphertext, kept as they are
 
 
 class Secret:
@@ -114,11 +115,12 @@ class Redactor:
             return MASK
         if isinstance(obj, dict):
             return {k: (MASK if isinstance(k, str) and is_secret_key(k) and v not in (None, "")
+                        and not (isinstance(v, str) and v.startswith(SEALED_PREFIX))
                         else self.redact_obj(v)) for k, v in obj.items()}
         if isinstance(obj, (list, tuple)):
             return [self.redact_obj(v) for v in obj]
         if isinstance(obj, str):
-            return self.redact(obj)
+            return obj if obj.startswith(SEALED_PREFIX) else self.redact(obj)
         return obj
 
 

@@ -26,6 +26,10 @@ def run_sandbox(args: argparse.Namespace) -> int:
         print(f"  plan:         {info.plan_toml}")
         print(f"  next:         bai-registry-migrate --config {info.manager_toml} --plan {info.plan_toml}")
         return EXIT_OK
+    if args.action == "end-sessions":
+        n = sb.end_sessions()
+        print(f"marked {n} live session(s) as TERMINATED (the sandbox's users have finished)")
+        return EXIT_OK
     if args.action == "down":
         sb.down(purge=args.purge)
         return EXIT_OK

@@ -27,7 +27,6 @@ from ..secrets import Secret
 from . import services
 from .catalog import CATALOG, ImageSpec
 from .layout import (
-    HUB_REGISTRY,
     MANAGER_API_VERSION,
     NAMESPACE,
     Agent,
@@ -205,6 +204,27 @@ class Sandbox:
                        + tomli_w.dumps(manager_toml))
         _write_private(info.plan_toml, render_plan(info, self.path))
 
+    def end_sessions(self) -> int:
+        """Marks every live kernel TERMINATED: what the cluster looks like once users have finished.
+
+        The container on agent 1 keeps running (a leftover nobody told Backend.AI about, or a
+        kernel whose row was terminated while its container lingered), so agent cleanup still
+        has an in-use image to spare and report.
+        """
+        import asyncpg
+
+        async def go() -> int:
+            conn = await asyncpg.connect(self.info.pg_dsn())
+            try:
+                status = await conn.execute(
+                    "UPDATE kernels SET status = 'TERMINATED', status_changed = now(), terminated_at = now() "
+                    "WHERE status NOT IN ('TERMINATED', 'CANCELLED')")
+                return int(status.split()[-1])
+            finally:
+                await conn.close()
+
+        return asyncio.run(go())
+
     # -- down / status ------------------------------------------------------------------
     def down(self, *, purge: bool = False, log: Any = print) -> None:
         if not SandboxInfo.exists(self.path):
@@ -306,26 +326,74 @@ def registry_document(info: SandboxInfo) -> dict[str, Any]:
     }}}}}
 
 
+def _toml_str(v: str) -> str:
+    return json.dumps(v, ensure_ascii=False)   # a TOML basic string is a JSON string
+
+
+def _toml_list(vs: list[str]) -> str:
+    return "[" + ", ".join(_toml_str(v) for v in vs) + "]"
+
+
 def render_plan(info: SandboxInfo, sandbox_dir: Path) -> str:
+    """The sandbox's plan file, written by hand (not tomli_w) so that it reads like documentation."""
     doc = json.dumps(registry_document(info), indent=2)
-    plan: dict[str, Any] = {
-        "version": 1,
-        "manager": {"url": info.manager_url, "stop": manager_command("stop", sandbox_dir),
-                    "start": manager_command("start", sandbox_dir)},
-        "target": {"registry": info.target_registry},
-        "agents": {"docker_url": info.docker_url_template},
-        "maintenance": {"enabled": True,
-                        "announcement": "Image registry migration in progress: new sessions are paused."},
-        "prepull": {"images": [], "recent_days": 7, "concurrency_per_agent": 2, "concurrency": 6,
-                    "retries": 3},
-        "allowlists": {"add": [info.target_registry], "remove": [HUB_REGISTRY]},
-        "cleanup": {"wait_for_sessions": "0s"},
-        "agent_cleanup": {"enabled": True},
-        # The registry JSON, exactly what `backend.ai mgr etcd put-json '' registry-config.json` takes.
-        "registry": {"json": doc + "\n"},
-    }
-    header = f"# bai-registry-migrate plan, written by `sandbox up` for the sandbox at {sandbox_dir}\n"
-    return header + tomli_w.dumps(plan, multiline_strings=True)
+    assert "'''" not in doc
+    t = info.target_registry
+    return f"""# bai-registry-migrate plan for the sandbox at {sandbox_dir}
+# Every decision of the migration is here; the wizard edits the same fields.
+version = 1
+
+[manager]
+# GET / tells the version; stop/start are argument lists, never run through a shell.
+url = {_toml_str(info.manager_url)}
+stop = {_toml_list(manager_command("stop", sandbox_dir))}
+start = {_toml_list(manager_command("start", sandbox_dir))}
+
+[target]
+registry = {_toml_str(t)}
+
+[registry]
+# Exactly what `backend.ai mgr etcd put-json '' registry-config.json` takes (runbook step 2).
+# The sandbox names its Harbor stand-in {t}; it is served at {info.harbor_url}.
+json = '''
+{doc}
+'''
+
+[agents]
+# One Docker endpoint per row of the agents table: {{id}}, {{host}}, {{port}} (from agents.addr), {{index}}.
+docker_url = {_toml_str(info.docker_url_template)}
+
+[maintenance]
+enabled = true
+announcement = "Image registry migration in progress: new sessions are paused."
+
+[prepull]
+images = []          # empty: alias targets + images of live and recently ended sessions
+recent_days = 7
+concurrency_per_agent = 2
+concurrency = 6
+retries = 3
+
+[aliases]
+# `lua` points at an image that exists only on Docker Hub: nothing to remap it to, and while
+# it points there Docker Hub cannot leave the domains' allowlists. The sandbox removes it.
+remove = ["lua"]
+
+[aliases.overrides]
+# python = "{t}/stable/python:3.9-ubuntu20.04"
+
+[allowlists]
+add = [{_toml_str(t)}]
+remove = ["index.docker.io"]
+
+[cleanup]
+# How long the cleanup gate waits for sessions on old images to end before it stops the run.
+wait_for_sessions = "0s"
+
+[agent_cleanup]
+enabled = true
+keep = []
+"""
 
 
 __all__ = ["RUNNING_CONTAINER", "Sandbox", "ServiceError", "manager_command", "registry_document", "render_plan"]

@@ -37,6 +37,7 @@ def legacy_etcd_pairs(lookup: HubLookup) -> dict[str, str]:
         "config/docker/registry/index.docker.io": "https://registry-1.docker.io",
         "config/docker/registry/index.docker.io/username": "lablup",
         "config/docker/image/auto_pull": "digest",
+        "manager/status": "running",   # what a 20.09 manager writes at start (server.py manager_status_ctx)
         "config/redis/addr": "127.0.0.1:6379",
         "config/api/allow-origins": "*",
         "config/network/subnet/agent": "0.0.0.0/0",

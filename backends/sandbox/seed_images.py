@@ -30,7 +30,7 @@ import os
 import random
 import tarfile
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -333,6 +333,7 @@ class SeedRecord:
     tags: list[SeedTag]
     pushed: int = 0          # tags written this run (0 on an idempotent re-run)
     seconds: float = 0.0
+    requests: int = 0        # HTTP requests this run made (one HEAD per tag when nothing changed)
 
     def get(self, registry: str, repo: str, tag: str) -> SeedTag | None:
         for t in self.tags:
@@ -360,7 +361,7 @@ class SeedRecord:
 
     def to_dict(self) -> dict[str, Any]:
         return {"version": 1, "hub_url": self.hub_url, "upstream_url": self.upstream_url,
-                "pushed": self.pushed, "seconds": round(self.seconds, 3),
+                "pushed": self.pushed, "seconds": round(self.seconds, 3), "requests": self.requests,
                 "tags": [asdict(t) for t in self.tags]}
 
     def save(self, path: Path) -> None:
@@ -373,7 +374,29 @@ class SeedRecord:
     def load(cls, path: Path) -> SeedRecord:
         d = json.loads(Path(path).read_text())
         return cls(d["hub_url"], d["upstream_url"], [SeedTag.from_dict(t) for t in d["tags"]],
-                   d.get("pushed", 0), d.get("seconds", 0.0))
+                   d.get("pushed", 0), d.get("seconds", 0.0), d.get("requests", 0))
+
+
+SpecLookup = Callable[[ImageSpec], tuple[str, int, dict[str, str]]]
+
+
+def hub_lookup(record: SeedRecord) -> SpecLookup:
+    """spec -> (config digest, size_bytes, labels) of its amd64 image on the Docker Hub stand-in,
+    i.e. what a 20.09 `rescan-images index.docker.io` left in etcd (seed_cluster uses it)."""
+    def lookup(spec: ImageSpec) -> tuple[str, int, dict[str, str]]:
+        if spec.hub_repo is None:
+            raise KeyError(f"{spec.name}:{spec.tag} is not on the Docker Hub stand-in")
+        t = record.find(HUB, spec.hub_repo, spec.tag)
+        return t.config_digest, t.size_bytes, dict(t.labels)
+    return lookup
+
+
+def upstream_lookup(record: SeedRecord, project: str = "stable") -> SpecLookup:
+    """The same for the Harbor copy `<project>/<name>:<tag>`."""
+    def lookup(spec: ImageSpec) -> tuple[str, int, dict[str, str]]:
+        t = record.find(UPSTREAM, f"{project}/{spec.name}", spec.tag)
+        return t.config_digest, t.size_bytes, dict(t.labels)
+    return lookup
 
 
 def expected_record(hub_url: str = "", upstream_url: str = "",
@@ -461,7 +484,7 @@ class Pusher:
             return
         try:
             src = await home
-        except Exception:   # the first upload failed: try ourselves
+        except Exception:   # noqa: BLE001 - the first upload failed: try ourselves
             src = None
         if src != repo:
             await self._upload(repo, blob, src)
@@ -547,7 +570,8 @@ async def seed_all_async(hub_url: str, upstream_url: str, out_path: Path | None 
                 for reg, repo in placements(spec)]
         results = await asyncio.gather(*jobs)
     record = SeedRecord(hub_url, upstream_url, [r for r, _ in results],
-                        pushed=sum(1 for _, pushed in results if pushed), seconds=time.monotonic() - t0)
+                        pushed=sum(1 for _, pushed in results if pushed), seconds=time.monotonic() - t0,
+                        requests=hub.requests + up.requests)
     if out_path is not None:
         record.save(Path(out_path))
     return record

@@ -1,0 +1,279 @@
+"""The step engine: order, state, resume, lock and the event stream, shared by UI and runner.
+
+State is saved after every transition (status change, plan, backup, journal entry), so a
+run killed at any point resumes where it stopped: a step found `applying` is applied again
+with the plan the operator confirmed (steps are written to be resumable), a step found
+`applied` is verified, a `verified` step is left alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .context import Cluster
+from .errors import EXIT_FAILED, EXIT_GATE, EXIT_OK, GateError, MigrateError
+from .events import Emit, Event, LogLine, PlanReady, RunFinished, RunStarted, StepStatus, VerifyResult
+from .lock import ClusterLock
+from .state import RunState, StateStore, default_state_dir
+from .steps import STEP_CLASSES, STEP_ORDER
+from .steps.base import Finding, Step, StepPlan, Verification
+from .transcript import Transcript
+
+
+class StepBlocked(GateError):
+    def __init__(self, step: str, findings: list[Finding]) -> None:
+        first = findings[0]
+        more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
+        super().__init__(f"step {step} is blocked: {first.message}{more}", fix=first.fix or None)
+        self.step = step
+        self.findings = findings
+
+
+class StepFailed(MigrateError):
+    def __init__(self, step: str, message: str, *, fix: str | None = None) -> None:
+        super().__init__(f"step {step} failed: {message}", fix=fix)
+        self.step = step
+
+
+class Engine:
+    def __init__(self, cluster: Cluster, state: RunState, store: StateStore | None, *,
+                 sinks: Iterable[Emit] = (), transcript: Transcript | None = None) -> None:
+        self.cluster = cluster
+        self.state = state
+        self.store = store
+        self.sinks: list[Emit] = list(sinks)
+        self.transcript = transcript
+        self.lock: ClusterLock | None = None
+        self._steps: dict[str, Step] = {}
+        self.findings: dict[str, list[Finding]] = {}
+        self.plans: dict[str, StepPlan] = {}
+        self.verifications: dict[str, Verification] = {}
+
+    # -- construction -------------------------------------------------------------------
+    @classmethod
+    async def open(cls, cluster: Cluster, *, state_dir: Path | None = None, resume: bool = True,
+                   transcript_dir: Path | None = None, sinks: Iterable[Emit] = (), lock: bool = True,
+                   steps: Iterable[str] | None = None) -> Engine:
+        """Connects, takes the cluster lock, loads or starts the run state."""
+        await cluster.open()
+        try:
+            ns = cluster.settings.etcd.namespace
+            store = None if cluster.dry_run else StateStore(state_dir or default_state_dir(ns),
+                                                              vault=cluster.vault, redactor=cluster.redactor)
+            state = None
+            resumed = False
+            if store is not None and store.exists():
+                state = store.load()
+                if state is not None and (state.finished or not resume):
+                    store.archive()
+                    state = None
+                elif state is not None:
+                    resumed = True
+            if state is None:
+                state = RunState.new(ns, steps or STEP_ORDER, plan_source=cluster.plan.source,
+                                     dry_run=cluster.dry_run)
+            tdir = transcript_dir or (store.dir / "transcripts" / state.run_id if store else None)
+            transcript = Transcript(tdir, cluster.redactor) if tdir else None
+            eng = cls(cluster, state, store, sinks=sinks, transcript=transcript)
+            if lock and not cluster.dry_run:
+                eng.lock = ClusterLock(cluster.etcd, run_id=state.run_id)
+                await eng.lock.acquire()
+            eng.save()
+            eng.emit(RunStarted(state.run_id, ns, cluster.dry_run, __version__, cluster.plan.source, resumed=resumed))
+            for sid, st in state.steps.items():
+                if st.plan is not None:
+                    eng.plans[sid] = StepPlan.from_json(st.plan)
+                if st.result and "findings" in st.result:
+                    eng.findings[sid] = [Finding.from_json(f) for f in st.result["findings"]]
+            return eng
+        except BaseException:
+            await cluster.close()
+            raise
+
+    async def close(self, status: str | None = None, exit_code: int = EXIT_OK, message: str = "") -> None:
+        if status is not None:
+            self.emit(RunFinished(status, exit_code, message))
+        if self.lock is not None:
+            await self.lock.release()
+        if self.transcript is not None:
+            self.transcript.close()
+        await self.cluster.close()
+
+    # -- plumbing -------------------------------------------------------------------------
+    def emit(self, event: Event) -> None:
+        if self.transcript is not None:
+            self.transcript.write(event)
+        for sink in self.sinks:
+            with contextlib.suppress(Exception):
+                sink(event)
+
+    def save(self) -> None:
+        if self.store is not None:
+            self.store.save(self.state)
+
+    def step(self, step_id: str) -> Step:
+        if step_id not in self._steps:
+            cls_ = STEP_CLASSES.get(step_id)
+            if cls_ is None:
+                raise MigrateError(f"unknown step {step_id!r}", fix=f"use one of: {', '.join(STEP_ORDER)}")
+            inst = cls_(self.cluster, self.state.step(step_id), self.emit, self.save)
+            inst.run = self.state
+            if self.store is not None:
+                inst.backup_dir = self.store.dir / "backups" / self.state.run_id
+            self._steps[step_id] = inst
+        return self._steps[step_id]
+
+    def step_ids(self) -> list[str]:
+        return list(self.state.steps)
+
+    def status_of(self, step_id: str) -> str:
+        return self.state.step(step_id).status
+
+    def _set(self, step_id: str, status: str, message: str = "", *, error: str | None = None) -> None:
+        st = self.state.step(step_id)
+        st.status = status
+        if error is not None:
+            st.error = self.cluster.redactor(error)
+        if status == "applying" and st.started_at is None:
+            st.started_at = time.time()
+        if status in ("verified", "failed", "skipped", "blocked", "rolled-back"):
+            st.finished_at = time.time()
+        self.save()
+        self.emit(StepStatus(step_id, status, self.cluster.redactor(message)))
+
+    # -- the life cycle -------------------------------------------------------------------
+    async def inspect(self, step_id: str) -> list[Finding]:
+        step = self.step(step_id)
+        st = self.state.step(step_id)
+        if st.status == "pending":
+            self._set(step_id, "inspecting")
+        findings = await step.inspect()
+        self.findings[step_id] = findings
+        st.result = {**(st.result or {}), "findings": [f.to_json() for f in findings]}
+        if any(f.severity == "blocking" for f in findings) and st.status in ("pending", "inspecting", "blocked"):
+            self._set(step_id, "blocked", findings[0].message if findings else "")
+        elif st.status in ("inspecting", "blocked"):
+            self._set(step_id, "inspected")
+        else:
+            self.save()
+        return findings
+
+    def blocking(self, step_id: str) -> list[Finding]:
+        return [f for f in self.findings.get(step_id, []) if f.severity == "blocking"]
+
+    async def plan(self, step_id: str) -> StepPlan:
+        step = self.step(step_id)
+        plan = await step.plan()
+        self.plans[step_id] = plan
+        st = self.state.step(step_id)
+        st.plan = plan.to_json()
+        if st.status not in ("applying", "applied"):
+            st.status = "planned"
+        self.save()
+        self.emit(PlanReady(step_id, plan.summary, [c.to_json() for c in plan.changes]))
+        return plan
+
+    async def apply(self, step_id: str) -> dict[str, Any]:
+        """Applies the saved plan. On a dry run nothing is written; the overlay records it."""
+        step = self.step(step_id)
+        st = self.state.step(step_id)
+        plan = self.plans.get(step_id) or (StepPlan.from_json(st.plan) if st.plan else None)
+        if plan is None:
+            plan = await self.plan(step_id)
+        if self.blocking(step_id) and st.status != "applying":
+            raise StepBlocked(step_id, self.blocking(step_id))
+        st.attempts += 1
+        self._set(step_id, "applying", "dry run: recording what would change" if self.cluster.dry_run else "")
+        try:
+            result = await step.apply(plan)
+        except MigrateError as e:
+            self._set(step_id, "failed", e.one_line(), error=e.one_line())
+            raise
+        except Exception as e:
+            msg = self.cluster.redactor(f"{type(e).__name__}: {e}")
+            self._set(step_id, "failed", msg, error=msg)
+            raise StepFailed(step_id, msg, fix="see the transcript; fix the cause and resume") from e
+        st.result = {**(st.result or {}), "apply": result}
+        self._set(step_id, "applied")
+        return result
+
+    async def verify(self, step_id: str) -> Verification:
+        step = self.step(step_id)
+        st = self.state.step(step_id)
+        plan = self.plans.get(step_id) or (StepPlan.from_json(st.plan) if st.plan else StepPlan("nothing to do"))
+        v = await step.verify(plan)
+        self.verifications[step_id] = v
+        st.result = {**(st.result or {}), "verify": [c.to_json() for c in v.checks]}
+        self.emit(VerifyResult(step_id, v.ok, [c.to_json() for c in v.checks]))
+        self._set(step_id, "verified" if v.ok else "failed",
+                  "" if v.ok else next((c.name + ": " + c.detail for c in v.checks if not c.ok), ""))
+        return v
+
+    async def rollback(self, step_id: str) -> list[Any]:
+        step = self.step(step_id)
+        if not step.reversible:
+            raise MigrateError(f"step {step_id} cannot be rolled back", fix="restore by hand from the backup")
+        changes = await step.rollback()
+        self._set(step_id, "rolled-back", f"{len(changes)} change(s) undone")
+        return changes
+
+    async def skip(self, step_id: str, reason: str = "") -> None:
+        self._set(step_id, "skipped", reason)
+
+    def log(self, step_id: str | None, level: str, message: str) -> None:
+        self.emit(LogLine(step_id, level, self.cluster.redactor(message)))
+
+    # -- headless: one step end to end ----------------------------------------------------
+    async def run_step(self, step_id: str, *, confirm: Callable[[StepPlan], bool] | None = None) -> str:
+        """inspect -> plan -> apply -> verify, resuming where the state says. Returns the status."""
+        st = self.state.step(step_id)
+        if st.status in ("verified", "skipped"):
+            return st.status
+        if st.status in ("applying", "applied") and st.plan is not None:
+            self.log(step_id, "info", f"resuming step {step_id} (was {st.status})")
+            if st.status == "applying":
+                await self.apply(step_id)
+            v = await self.verify(step_id)
+            if not v.ok:
+                raise StepFailed(step_id, "verification failed after resume")
+            return "verified"
+        await self.inspect(step_id)
+        if self.blocking(step_id):
+            raise StepBlocked(step_id, self.blocking(step_id))
+        plan = await self.plan(step_id)
+        if confirm is not None and not confirm(plan):
+            await self.skip(step_id, "not confirmed")
+            return "skipped"
+        await self.apply(step_id)
+        v = await self.verify(step_id)
+        if not v.ok:
+            bad = [c for c in v.checks if not c.ok]
+            raise StepFailed(step_id, f"verification failed: {bad[0].name}: {bad[0].detail}",
+                             fix="see the transcript for every check; fix the cause and resume")
+        return "verified"
+
+    async def finish_maintenance(self) -> None:
+        """Undo the freeze and announcement if the maintenance step set them (end or abort)."""
+        st = self.state.steps.get("maintenance")
+        if st is None or st.status not in ("applying", "applied", "verified"):
+            return
+        if st.journaled("restored"):
+            return
+        step = self.step("maintenance")
+        await step.rollback()
+        step.journal("restored")
+        self.log("maintenance", "info", "new sessions allowed again; announcement restored")
+
+    def exit_code_for(self, exc: BaseException | None) -> int:
+        if exc is None:
+            return EXIT_OK
+        if isinstance(exc, GateError):
+            return EXIT_GATE
+        if isinstance(exc, MigrateError):
+            return exc.exit_code
+        return EXIT_FAILED

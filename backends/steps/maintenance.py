@@ -1,0 +1,100 @@
+"""`maintenance`: freeze new sessions and show an announcement while the migration runs.
+
+20.09 refuses session creation when the etcd key `manager/status` holds `frozen`
+(`server_status_required`, api/manager.py @20.09.29) and shows `manager/announcement` in the
+clients. Setting the key is preferred over the REST call, which is broken on 20.09
+(reference/backendai.md s.10 item 11). Both keys are restored at the end or on abort.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from ..events import ChangeApplied, PlannedChange
+from .base import Finding, Step, StepPlan, Verification
+
+STATUS_KEY = "manager/status"
+ANNOUNCEMENT_KEY = "manager/announcement"
+
+
+def _put_cmd(key: str, value: str | None) -> str:
+    if value is None:
+        return f"backend.ai mgr etcd delete {key}"
+    return f"backend.ai mgr etcd put {key} {shlex.quote(value)}"
+
+
+class MaintenanceStep(Step):
+    id = "maintenance"
+    title = "Maintenance mode"
+    runbook = "intro: prefer a maintenance period"
+    reversible = True
+    optional = True
+
+    async def inspect(self) -> list[Finding]:
+        status = await self.cluster.kv_get(STATUS_KEY)
+        ann = await self.cluster.kv_get(ANNOUNCEMENT_KEY)
+        out = [self.finding(Finding("info", "manager-status",
+                                    f"manager/status is {status or '(unset: running)'}; "
+                                    f"announcement {'is ' + repr(ann) if ann else 'is not set'}"))]
+        if status == "frozen" and not self.done("applied"):
+            out.append(self.finding(Finding("warning", "already-frozen",
+                                            "new sessions are already frozen by someone else",
+                                            "the freeze will be left as found at the end")))
+        if not self.plan_file.maintenance.enabled:
+            out.append(self.finding(Finding("info", "disabled", "maintenance mode is off in the plan; "
+                                            "users can start sessions during the migration")))
+        return out
+
+    async def plan(self) -> StepPlan:
+        m = self.plan_file.maintenance
+        if not m.enabled:
+            return StepPlan("maintenance mode is off: nothing to change", data={"enabled": False})
+        before = {STATUS_KEY: await self.cluster.kv_get(STATUS_KEY),
+                  ANNOUNCEMENT_KEY: await self.cluster.kv_get(ANNOUNCEMENT_KEY)}
+        after = {STATUS_KEY: "frozen", ANNOUNCEMENT_KEY: m.announcement or None}
+        changes = [PlannedChange(f"etcd {k}", "put" if after[k] is not None else "delete", before[k], after[k],
+                                 _put_cmd(k, after[k]), note="restored at the end of the run")
+                   for k in (STATUS_KEY, ANNOUNCEMENT_KEY) if before[k] != after[k]]
+        return StepPlan(f"freeze new sessions and announce: {m.announcement!r}" if changes
+                        else "already frozen with this announcement", changes,
+                        data={"enabled": True, "before": before, "after": after})
+
+    async def apply(self, plan: StepPlan) -> dict[str, Any]:
+        if not plan.data.get("enabled"):
+            return {"changed": 0}
+        if self.state.backup is None:
+            self.state.backup = {"keys": plan.data["before"]}
+            self.journal("backup")
+        after: dict[str, str | None] = plan.data["after"]
+        puts = {k: v for k, v in after.items() if v is not None}
+        deletes = [k for k, v in after.items() if v is None]
+        await self.cluster.kv_write(puts, deletes=deletes)
+        for c in plan.changes:
+            self.emit(ChangeApplied(self.id, c.target, c.action, c.before, c.after, c.command))
+        self.journal("applied")
+        return {"changed": len(plan.changes)}
+
+    async def verify(self, plan: StepPlan) -> Verification:
+        v = Verification()
+        if not plan.data.get("enabled"):
+            v.add("maintenance mode off", True, "nothing was changed")
+            return v
+        for k, want in plan.data["after"].items():
+            got = await self.cluster.kv_get(k)
+            v.add(f"{k} reads back", got == want, f"{got!r}" if got == want else f"expected {want!r}, found {got!r}")
+        return v
+
+    async def rollback(self) -> list[PlannedChange]:
+        if not self.state.backup:
+            return []
+        before: dict[str, str | None] = self.state.backup["keys"]
+        current = {k: await self.cluster.kv_get(k) for k in before}
+        puts = {k: v for k, v in before.items() if v is not None and current[k] != v}
+        deletes = [k for k, v in before.items() if v is None and current[k] is not None]
+        await self.cluster.kv_write(puts, deletes=deletes)
+        changes = [PlannedChange(f"etcd {k}", "put" if before[k] is not None else "delete", current[k], before[k],
+                                 _put_cmd(k, before[k])) for k in before if current[k] != before[k]]
+        for c in changes:
+            self.emit(ChangeApplied(self.id, c.target, c.action, c.before, c.after, c.command))
+        return changes

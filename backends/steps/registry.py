@@ -1,0 +1,247 @@
+"""`registry`: write the registry JSON, rescan the target, with the manager stopped meanwhile.
+
+Runbook steps 2-3: `systemctl stop backendai-manager`, `backend.ai mgr etcd put-json ''
+registry-config.json`, `backend.ai mgr etcd rescan-images cr.backend.ai`, `systemctl start
+backendai-manager`. Here the scan runs while planning (read-only), so the operator sees every
+key it will write before anything is stopped. Applying is journaled phase by phase
+(backup, manager stopped, config written, images written, manager started); a crash resumes
+at the first phase not journaled, and a failure after the stop restores the backup and starts
+the manager again, so the cluster is left in the old state, not half of the new one.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from ..errors import MigrateError
+from ..etcd import REGISTRY_PREFIX, Snapshot, quote
+from ..events import ChangeApplied, PlannedChange
+from ..images import metadata_images
+from ..registry_doc import Validation, registry_key
+from ..scanner import scan_registry
+from ..secrets import MASK, is_secret_key
+from .base import Finding, Step, StepPlan, Verification
+
+
+def _shown(key: str, value: str | None) -> str | None:
+    """Before/after as the operator sees them: secret values masked."""
+    if value is None:
+        return None
+    last = key.rsplit("/", 1)[-1]
+    return MASK if is_secret_key(last) else value
+
+
+def validation_findings(v: Validation) -> list[Finding]:
+    out = []
+    for i in v.issues:
+        out.append(Finding("blocking" if i.severity == "error" else "warning", "registry-json",
+                           f"line {i.line}:{i.column}: {i.message}", f"{i.fix} (rule: {i.rule})"))
+    return out
+
+
+class RegistryStep(Step):
+    id = "registry"
+    title = "Registry configuration and rescan"
+    runbook = "2-3: put-json the registry config, rescan, restart the manager"
+    reversible = True
+
+    async def inspect(self) -> list[Finding]:
+        v = self.cluster.target_validation()
+        out = [self.finding(f) for f in validation_findings(v)]
+        regs = await self.cluster.registries()
+        out.append(self.finding(Finding("info", "registries", "configured now: " + (", ".join(sorted(regs)) or "none"))))
+        target = self.cluster.plan.target
+        existing = await self.cluster.kv_tree_flat(registry_key(target))
+        if existing:
+            out.append(self.finding(Finding("info", "target-exists",
+                                            f"{target} is already configured ({len(existing)} keys); "
+                                            "the plan shows what changes")))
+        if not await self.cluster.manager.is_up() and not self.done("manager-stopped"):
+            out.append(self.finding(Finding("warning", "manager-down",
+                                            f"the manager does not answer at {self.cluster.manager.url}; "
+                                            "the stop cannot be confirmed",
+                                            "start it first, or correct [manager] url in the plan")))
+        return out
+
+    async def _arch(self) -> str:
+        if self.cluster.plan.agents.architecture:
+            return self.cluster.plan.agents.architecture
+        pre = self.run.steps.get("preflight") if self.run else None
+        arch = ((pre.result or {}).get("apply") or {}).get("architecture") if pre else None
+        return arch or "x86_64"
+
+    async def plan(self) -> StepPlan:
+        v = self.cluster.target_validation()
+        if not v.ok:
+            first = v.errors[0]
+            raise MigrateError(f"the registry JSON is invalid at line {first.line}:{first.column}: {first.message}",
+                               fix=first.fix)
+        target = self.cluster.plan.target
+        entry = self.cluster.target_entry()
+        flat = v.flat()
+        current_cfg = await self.cluster.kv_flat(REGISTRY_PREFIX + "/")
+        # put-json never deletes; keys under the target's own entry that the document no longer
+        # has (e.g. an old password) would linger, so the plan deletes them explicitly.
+        tkey = registry_key(target)
+        stale = [k for k in current_cfg if (k == tkey or k.startswith(tkey + "/")) and k not in flat]
+        changes: list[PlannedChange] = []
+        m = self.cluster.plan.manager
+        changes.append(PlannedChange("manager", "command", "running", "stopped", shlex.join(m.stop),
+                                     note="confirmed when GET / stops answering"))
+        for k, val in flat.items():
+            before = current_cfg.get(k)
+            if before != val:
+                changes.append(PlannedChange(f"etcd {k}", "put", _shown(k, before), _shown(k, val),
+                                             "backend.ai mgr etcd put-json '' registry-config.json"))
+        for k in stale:
+            changes.append(PlannedChange(f"etcd {k}", "delete", _shown(k, current_cfg[k]), None,
+                                         f"backend.ai mgr etcd delete {k}", note="not in the new document"))
+        arch = await self._arch()
+        self.progress("phase", f"scanning {target} ({entry.url}) for {arch} images")
+        result = await scan_registry(entry, architecture=arch,
+                                     on_progress=lambda msg, c: self.progress("scan", msg, **c))
+        img_prefix = f"images/{quote(target)}/"
+        current_imgs = await self.cluster.kv_flat(img_prefix)
+        new_keys = {k: val for k, val in result.keys.items() if current_imgs.get(k) != val}
+        stale_imgs = sorted(set(metadata_images(current_imgs)) - set(result.images))
+        changes.append(PlannedChange(f"etcd {img_prefix}*", "put", f"{len(metadata_images(current_imgs))} images",
+                                     f"{len(result.images)} images ({len(new_keys)} keys to write)",
+                                     f"backend.ai mgr etcd rescan-images {shlex.quote(target)}",
+                                     note="rescan; like 20.09 it never deletes images gone from the registry"))
+        changes.append(PlannedChange("manager", "command", "stopped", "running", shlex.join(m.start),
+                                     note="confirmed when GET / answers again"))
+        summary = (f"write {len(flat)} registry keys for {target}, rescan: {len(result.images)} kernel images "
+                   f"in {result.repositories} repositories ({len(result.skipped)} skipped)")
+        data = {
+            "config_puts": flat, "config_deletes": stale, "image_puts": result.keys,
+            "images": result.images, "skipped": [s.__dict__ for s in result.skipped],
+            "multiarch": result.multiarch, "counters": result.counters(), "requests": result.requests,
+            "architecture": arch, "stale_images": stale_imgs,
+        }
+        return StepPlan(summary, changes, data=data)
+
+    # -- apply ------------------------------------------------------------------------------
+    async def _backup(self) -> None:
+        target = self.cluster.plan.target
+        items = await self.cluster.kv_flat(REGISTRY_PREFIX + "/")
+        items.update(await self.cluster.kv_tree_flat(f"images/{quote(target)}"))
+        snap = Snapshot(self.cluster.etcd.namespace, "", await self.cluster.etcd.revision(), items)
+        self.state.backup = {"etcd": snap.to_json(), "trees": [REGISTRY_PREFIX, f"images/{quote(target)}"]}
+        self.journal("backup")
+
+    async def apply(self, plan: StepPlan) -> dict[str, Any]:
+        d = plan.data
+        dry = self.cluster.dry_run
+        if not self.done("backup"):
+            await self._backup()
+        stopped_here = False
+        try:
+            if not self.done("manager-stopped"):
+                if not dry:
+                    self.progress("phase", "stopping the manager")
+                    await self.cluster.manager.stop()
+                    stopped_here = True
+                self.journal("manager-stopped")
+                self._applied(plan, lambda c: c.target == "manager" and c.after == "stopped")
+            if not self.done("config-written"):
+                self.progress("phase", f"writing {len(d['config_puts'])} registry keys in one transaction")
+                await self.cluster.kv_write(d["config_puts"], deletes=d["config_deletes"])
+                self.journal("config-written")
+                self._applied(plan, lambda c: c.target.startswith(f"etcd {REGISTRY_PREFIX}"))
+            if not self.done("images-written"):
+                keys: dict[str, str] = d["image_puts"]
+                self.progress("phase", f"writing {len(keys)} image keys", 0, len(keys))
+                if dry:
+                    await self.cluster.kv_write(keys)
+                else:
+                    await self.cluster.etcd.write_concurrently(keys)
+                self.journal("images-written")
+                self._applied(plan, lambda c: c.target.startswith("etcd images/"))
+        except BaseException as e:
+            if stopped_here or (self.done("manager-stopped") and not self.done("manager-started") and not dry):
+                await self._recover(e)
+            raise
+        if not self.done("manager-started"):
+            if not dry:
+                self.progress("phase", "starting the manager")
+                await self.cluster.manager.start()
+            self.journal("manager-started")
+            self._applied(plan, lambda c: c.target == "manager" and c.after == "running")
+        return {"images": len(d["images"]), "keys": len(d["image_puts"]) + len(d["config_puts"]),
+                "counters": d["counters"]}
+
+    def _applied(self, plan: StepPlan, which: Any) -> None:
+        for c in plan.changes:
+            if which(c):
+                self.emit(ChangeApplied(self.id, c.target, c.action, c.before, c.after, c.command))
+
+    async def _recover(self, cause: BaseException) -> None:
+        """A failure with the manager stopped: put the old state back, then start the manager."""
+        self.progress("phase", f"recovering after failure ({type(cause).__name__}): restoring the backup")
+        try:
+            await self._restore_backup()
+            self._forget("config-written", "images-written")
+        except Exception as e:  # noqa: BLE001 - reported; the resume finishes the job instead
+            self.progress("phase", f"could not restore the backup ({type(e).__name__}); resuming will "
+                                   "complete the new configuration instead")
+        try:
+            await self.cluster.manager.start()
+            self._forget("manager-stopped")   # a resume must stop it again before writing
+            self.progress("phase", "manager started again")
+        except Exception as e:  # noqa: BLE001 - the operator is told; nothing else to do here
+            self.progress("phase", f"could not start the manager: {e}")
+
+    def _forget(self, *keys: str) -> None:
+        self.state.journal = [j for j in self.state.journal if j.get("key") not in keys]
+        self.save()
+
+    async def _restore_backup(self) -> list[PlannedChange]:
+        assert self.state.backup is not None
+        snap = Snapshot.from_json(self.state.backup["etcd"])
+        current: dict[str, str] = {}
+        for t in self.state.backup["trees"]:
+            current.update(await self.cluster.kv_tree_flat(t))
+        puts = {k: v for k, v in snap.items.items() if current.get(k) != v}
+        deletes = [k for k in current if k not in snap.items]
+        if deletes:
+            await self.cluster.kv_write({}, deletes=deletes)
+        if puts:
+            await self.cluster.kv_write(puts)
+        return [PlannedChange(f"etcd {k}", "delete", _shown(k, current[k]), None, f"backend.ai mgr etcd delete {k}")
+                for k in deletes] + \
+               [PlannedChange(f"etcd {k}", "put", _shown(k, current.get(k)), _shown(k, v), "put-json of the backup")
+                for k, v in puts.items()]
+
+    async def verify(self, plan: StepPlan) -> Verification:
+        d = plan.data
+        v = Verification()
+        cfg = await self.cluster.kv_flat(REGISTRY_PREFIX + "/")
+        wrong = [k for k, val in d["config_puts"].items() if cfg.get(k) != val]
+        v.add("registry configuration reads back", not wrong, ", ".join(wrong) or f"{len(d['config_puts'])} keys")
+        lingering = [k for k in d["config_deletes"] if k in cfg]
+        v.add("obsolete keys of the target entry are gone", not lingering, ", ".join(lingering) or "none left")
+        target = self.cluster.plan.target
+        imgs = await self.cluster.kv_flat(f"images/{quote(target)}/")
+        missing = [k for k, val in d["image_puts"].items() if imgs.get(k) != val]
+        v.add(f"image metadata of {target} reads back", not missing,
+              f"{len(missing)} keys differ, e.g. {missing[0]}" if missing else f"{len(d['images'])} images")
+        if not self.cluster.dry_run:
+            v.add("the manager answers again", await self.cluster.manager.is_up(), self.cluster.manager.url or "")
+        return v
+
+    async def rollback(self) -> list[PlannedChange]:
+        if not self.state.backup:
+            return []
+        m = self.cluster.manager
+        was_up = await m.is_up()
+        if was_up and not self.cluster.dry_run:
+            await m.stop()
+        try:
+            changes = await self._restore_backup()
+        finally:
+            if was_up and not self.cluster.dry_run:
+                await m.start()
+        for c in changes:
+            self.emit(ChangeApplied(self.id, c.target, c.action, c.before, c.after, c.command))
+        return changes

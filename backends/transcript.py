@@ -52,6 +52,9 @@ class Transcript:
     def __init__(self, directory: Path, redactor: Redactor) -> None:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for d in (self.dir, self.dir.parent):
+            if d.name in ("transcripts",) or d == self.dir:
+                os.chmod(d, 0o700)
         self.redact = redactor
         self.jsonl_path = self.dir / "transcript.jsonl"
         self.md_path = self.dir / "transcript.md"

@@ -42,6 +42,13 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxInfo]:
             sb.down(purge=True, log=lambda *_: None)
 
 
+@pytest.fixture
+def fresh_sandbox(sandbox: SandboxInfo) -> SandboxInfo:
+    """The session's sandbox reset to its freshly seeded state (etcd, database, agents, manager)."""
+    Sandbox(sandbox.path).reset(log=lambda *_: None)
+    return sandbox
+
+
 def etcd_store_for(info: SandboxInfo, namespace: str) -> EtcdStore:
     return EtcdStore(HostPort("127.0.0.1", info.ports.etcd), namespace, user=info.creds.etcd_user,
                      password=Secret(info.creds.etcd_password))

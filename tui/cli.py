@@ -37,8 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     sb = sub.add_parser("sandbox", help="a local Backend.AI 20.09 cluster on 127.0.0.1 for trying this tool")
-    sb.add_argument("action", choices=["up", "down", "status", "end-sessions"],
-                    help="end-sessions: mark live kernels TERMINATED, as when users finish")
+    sb.add_argument("action", choices=["up", "down", "status", "reset", "end-sessions"],
+                    help="reset: back to the freshly seeded cluster; "
+                         "end-sessions: mark live kernels TERMINATED, as when users finish")
     sb.add_argument("--dir", required=True, metavar="DIR", help="where the sandbox keeps its data")
     sb.add_argument("--agents", type=int, default=3, metavar="N", help="Docker daemons as agents (default 3)")
     sb.add_argument("--no-docker", action="store_true", help="no agents (needs no root)")
@@ -93,6 +94,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bai-registry-migrate: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `... | head`: the reader left; not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def entry() -> None:

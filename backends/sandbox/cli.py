@@ -26,6 +26,13 @@ def run_sandbox(args: argparse.Namespace) -> int:
         print(f"  plan:         {info.plan_toml}")
         print(f"  next:         bai-registry-migrate --config {info.manager_toml} --plan {info.plan_toml}")
         return EXIT_OK
+    if args.action == "reset":
+        if not (sb.path / "sandbox.json").exists():
+            print(f"no sandbox at {sb.path}; run `sandbox up` first")
+            return EXIT_USAGE
+        sb.up(agents=args.agents, docker=not args.no_docker, log=lambda *_: None)
+        sb.reset()
+        return EXIT_OK
     if args.action == "end-sessions":
         n = sb.end_sessions()
         print(f"marked {n} live session(s) as TERMINATED (the sandbox's users have finished)")

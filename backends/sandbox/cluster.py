@@ -204,6 +204,74 @@ class Sandbox:
                        + tomli_w.dumps(manager_toml))
         _write_private(info.plan_toml, render_plan(info, self.path))
 
+    def reset(self, *, log: Any = print) -> None:
+        """Back to the freshly seeded legacy cluster, in about a second: what tests call a fresh sandbox.
+
+        etcd's namespace and the tool's lock keys are rewritten from the seed, the database is
+        recreated, agents lose every image the migration added and get the old ones back, the
+        manager is running and no fault switch is left.
+        """
+        from . import seed_cluster, seed_images
+
+        info = self.info
+        t0 = time.monotonic()
+        for f in ("manager.fail-stop", "manager.fail-start"):
+            (self.path / f).unlink(missing_ok=True)
+        self.start_manager()
+        record = seed_images.SeedRecord.load(self.path / "seed.json")
+
+        async def state() -> None:
+            import asyncpg
+
+            store = EtcdStore(HostPort("127.0.0.1", info.ports.etcd), info.namespace, user=info.creds.etcd_user,
+                              password=Secret(info.creds.etcd_password))
+            async with store:
+                await store._run(lambda c: c.delete_prefix(f"/sorna/{info.namespace}/"))
+                await store._run(lambda c: c.delete_prefix("/bai-registry-migrate/"))
+                await seed_cluster.seed_etcd(store, seed_images.hub_lookup(record))
+            admin = await asyncpg.connect(info.pg_dsn("postgres"))
+            try:
+                await admin.execute(f'DROP DATABASE IF EXISTS "{info.creds.db_name}" WITH (FORCE)')
+            finally:
+                await admin.close()
+            await seed_cluster.seed_postgres(info)
+
+        asyncio.run(state())
+        if info.docker:
+            for agent in info.agents:
+                if not self.agent_proc(agent).alive():
+                    agent_dir, exec_root, sock = self.agent_dirs(agent)
+                    services.start_dockerd(self.agent_proc(agent), agent_dir, exec_root, sock,
+                                           info.ports.hub_registry, agent.index)
+            asyncio.run(self._reset_agents())
+        log(f"sandbox reset in {time.monotonic() - t0:.1f}s")
+
+    async def _reset_agents(self) -> None:
+        import aiodocker
+
+        keep = {_local_name(s) for s in CATALOG if s.on_agents and s.hub_ref}
+
+        async def one(agent: Agent) -> None:
+            docker = aiodocker.Docker(url=agent.docker_url)
+            try:
+                for c in await docker.containers.list(all=True):
+                    name = (c._container.get("Names") or [""])[0].lstrip("/")
+                    if name != RUNNING_CONTAINER:
+                        await c.delete(force=True)
+                for img in await docker.images.list():
+                    for tag in img.get("RepoTags") or []:
+                        if tag not in keep and tag != "<none>:<none>":
+                            with contextlib.suppress(aiodocker.DockerError):
+                                await docker.images.delete(tag, force=False)
+                    if not [t for t in (img.get("RepoTags") or []) if t != "<none>:<none>"]:
+                        with contextlib.suppress(aiodocker.DockerError):
+                            await docker.images.delete(img["Id"], force=False)
+            finally:
+                await docker.close()
+
+        await asyncio.gather(*(one(a) for a in self.info.agents))
+        await self._populate_agents()
+
     def end_sessions(self) -> int:
         """Marks every live kernel TERMINATED: what the cluster looks like once users have finished.
 

@@ -203,6 +203,8 @@ class PreflightStep(Step):
         import os
 
         store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for d in (store_dir, store_dir.parent):
+            os.chmod(d, 0o700)
         sealed = self.cluster.vault.seal_tree(snap.items)
         for name, obj in (("etcd-namespace.json", nest_pairs("", sealed.items())), ("domains.json", domains)):
             path = store_dir / name

@@ -276,6 +276,8 @@ SQL_SET_ALLOWLIST = """
 UPDATE domains SET allowed_docker_registries = $2::varchar[]
 WHERE name = $1 AND allowed_docker_registries = $3::varchar[]
 """
+# Wait this long for a row lock, then refuse (another admin or the manager holds the rows).
+SQL_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', $1, true)"
 SQL_RESTORE_ALLOWLIST = "UPDATE domains SET allowed_docker_registries = $2::varchar[] WHERE name = $1"
 _KERNEL_COLS = ("id, session_id, session_name, access_key, domain_name, image, registry, status::text AS status,"
                 " agent, agent_addr, created_at")
@@ -491,7 +493,7 @@ class Database:
         names = sorted(plan)
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute(f"SET LOCAL lock_timeout = {int(self.lock_timeout * 1000)}")
+                await conn.execute(SQL_LOCK_TIMEOUT, f"{int(self.lock_timeout * 1000)}ms")
                 current = {r["name"]: list(r["allowed_docker_registries"])
                            for r in await conn.fetch(SQL_DOMAINS_LOCK, names)}
                 conflicts: list[tuple[str, list[str] | None, list[str] | None]] = []
@@ -534,7 +536,7 @@ class Database:
         missing: list[str] = []
         try:
             async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute(f"SET LOCAL lock_timeout = {int(self.lock_timeout * 1000)}")
+                await conn.execute(SQL_LOCK_TIMEOUT, f"{int(self.lock_timeout * 1000)}ms")
                 present = {r["name"] for r in await conn.fetch(SQL_DOMAINS_LOCK, names)}
                 for name in names:
                     if name not in present:

@@ -15,6 +15,7 @@ for _var in ("NO_COLOR", "TEXTUAL_THEME", "FORCE_COLOR"):
     os.environ.pop(_var, None)
 os.environ["TEXTUAL_ANIMATIONS"] = "none"
 
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -30,9 +31,12 @@ from backends.secrets import Secret
 
 
 @pytest.fixture(scope="session")
-def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxInfo]:
+def sandbox() -> Iterator[SandboxInfo]:
     keep = os.environ.get("BAIRM_TEST_SANDBOX")
-    path = Path(keep) if keep else tmp_path_factory.mktemp("sandbox")
+    # Not under pytest's tmp dir: pytest resets /tmp/pytest-of-<user> to 0700 at each session
+    # start, which locks PostgreSQL (running as `postgres`) out of its own data directory.
+    path = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="bairm-test-"))
+    os.chmod(path, 0o755)
     sb = Sandbox(path)
     info = sb.up(agents=3, docker=True, log=lambda *_: None)
     try:

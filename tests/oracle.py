@@ -111,8 +111,8 @@ def check_oracle_can_authenticate(exe: Path) -> None:
             f"the oracle venv has grpcio {shown}, which refuses the etcd auth token that python-etcd3 "
             "0.12 sends over plaintext (UNAUTHENTICATED: 'Established channel does not have a sufficient "
             "security level to transfer call credential'; python-etcd3 issue #1876). Install it with "
-            "`pip install backend.ai-manager==20.9.29 'grpcio<1.45'` (scripts/oracle-venv.sh), then "
-            "`make oracle`")
+            "`pip install backend.ai-manager==20.9.29 'grpcio<1.45'` (scripts/oracle-venv.sh), e.g. "
+            f"`rm -rf {exe.parent.parent} && make oracle`")
 
 
 def _oracle_env() -> dict[str, str]:

@@ -77,12 +77,20 @@ class Engine:
             if state is None:
                 state = RunState.new(ns, steps or STEP_ORDER, plan_source=cluster.plan.source,
                                      dry_run=cluster.dry_run)
-            tdir = transcript_dir or (store.dir / "transcripts" / state.run_id if store else None)
-            transcript = Transcript(tdir, cluster.redactor) if tdir else None
-            eng = cls(cluster, state, store, sinks=sinks, transcript=transcript)
+            held: ClusterLock | None = None
             if lock and not cluster.dry_run:
-                eng.lock = ClusterLock(cluster.etcd, run_id=state.run_id)
-                await eng.lock.acquire()
+                # Before anything is written (state, transcript): a refused run leaves no trace.
+                held = ClusterLock(cluster.etcd, run_id=state.run_id)
+                await held.acquire()
+            try:
+                tdir = transcript_dir or (store.dir / "transcripts" / state.run_id if store else None)
+                transcript = Transcript(tdir, cluster.redactor) if tdir else None
+            except BaseException:
+                if held is not None:
+                    await held.release()
+                raise
+            eng = cls(cluster, state, store, sinks=sinks, transcript=transcript)
+            eng.lock = held
             eng.save()
             eng.emit(RunStarted(state.run_id, ns, cluster.dry_run, __version__, cluster.plan.source, resumed=resumed))
             for sid, st in state.steps.items():

@@ -65,24 +65,28 @@ class Engine:
             ns = cluster.settings.etcd.namespace
             store = None if cluster.dry_run else StateStore(state_dir or default_state_dir(ns),
                                                               vault=cluster.vault, redactor=cluster.redactor)
-            state = None
-            resumed = False
-            if store is not None and store.exists():
-                state = store.load()
-                if state is not None and (state.finished or not resume):
-                    store.archive()
-                    state = None
-                elif state is not None:
-                    resumed = True
-            if state is None:
-                state = RunState.new(ns, steps or STEP_ORDER, plan_source=cluster.plan.source,
-                                     dry_run=cluster.dry_run)
             held: ClusterLock | None = None
             if lock and not cluster.dry_run:
-                # Before anything is written (state, transcript): a refused run leaves no trace.
-                held = ClusterLock(cluster.etcd, run_id=state.run_id)
+                # Before anything is read-modified or written (state archive, state, transcript):
+                # a refused run leaves no trace. The lock names this process, not a run id.
+                held = ClusterLock(cluster.etcd, run_id="(starting)")
                 await held.acquire()
             try:
+                state = None
+                resumed = False
+                if store is not None and store.exists():
+                    state = store.load()
+                    if state is not None and (state.finished or not resume):
+                        store.archive()
+                        state = None
+                    elif state is not None:
+                        resumed = True
+                if state is None:
+                    state = RunState.new(ns, steps or STEP_ORDER, plan_source=cluster.plan.source,
+                                         dry_run=cluster.dry_run)
+                if held is not None:
+                    held.run_id = state.run_id
+                    await held.update_holder()
                 tdir = transcript_dir or (store.dir / "transcripts" / state.run_id if store else None)
                 transcript = Transcript(tdir, cluster.redactor) if tdir else None
             except BaseException:

@@ -44,6 +44,7 @@ class ClusterLock:
         self.key = f"{LOCK_ROOT}{store.namespace}"
         self._lease: Any = None
         self._task: asyncio.Task[None] | None = None
+        self._since = time.time()
         self.lost = False
 
     def holder_info(self) -> dict[str, Any]:
@@ -51,7 +52,9 @@ class ClusterLock:
                 "since": time.time(), "run_id": self.run_id}
 
     async def acquire(self) -> None:
-        value = json.dumps(self.holder_info())
+        info = self.holder_info()
+        self._since = info["since"]
+        value = json.dumps(info)
         key = self.key
 
         def _try(c: Any) -> tuple[bool, Any, Any]:
@@ -78,6 +81,14 @@ class ClusterLock:
             raise LockHeld(holder, key)
         self._lease = lease
         self._task = asyncio.create_task(self._keepalive(), name="cluster-lock-keepalive")
+
+    async def update_holder(self) -> None:
+        """Rewrites the holder record (same lease), e.g. once the run id is known."""
+        if self._lease is None:
+            return
+        value = json.dumps({**self.holder_info(), "since": self._since})
+        key, lease = self.key, self._lease
+        await self.store._run(lambda c: c.put(key, value, lease=lease))
 
     async def _keepalive(self) -> None:
         interval = max(1.0, self.ttl / 3)

@@ -149,11 +149,13 @@ async def run(opts: RunOptions, out: TextIO = sys.stdout) -> int:
                     await engine.skip(sid, "agent cleanup is off in the plan")
                 continue
             await engine.run_step(sid)
-        if selected[-1] == STEP_ORDER[-1] or "maintenance" in selected:
+        complete = all(engine.status_of(s) in ("verified", "skipped") for s in engine.step_ids())
+        if complete:
+            # The freeze lasts for the whole migration, not for one invocation of --steps.
             await engine.finish_maintenance()
         if opts.dry_run:
             status, message = "dry-run", "nothing was written"
-        elif all(engine.status_of(s) in ("verified", "skipped") for s in engine.step_ids()):
+        elif complete:
             engine.state.finished = True
             engine.save()
     except StepBlocked as e:

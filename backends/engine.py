@@ -58,8 +58,12 @@ class Engine:
     @classmethod
     async def open(cls, cluster: Cluster, *, state_dir: Path | None = None, resume: bool = True,
                    transcript_dir: Path | None = None, sinks: Iterable[Emit] = (), lock: bool = True,
-                   steps: Iterable[str] | None = None) -> Engine:
-        """Connects, takes the cluster lock, loads or starts the run state."""
+                   steps: Iterable[str] | None = None, keep_finished: bool = False) -> Engine:
+        """Connects, takes the cluster lock, loads or starts the run state.
+
+        A finished run's state is archived and a new run starts, except with `keep_finished`
+        (rollback): undoing a completed migration needs that run's backups.
+        """
         await cluster.open()
         try:
             ns = cluster.settings.etcd.namespace
@@ -76,7 +80,7 @@ class Engine:
                 resumed = False
                 if store is not None and store.exists():
                     state = store.load()
-                    if state is not None and (state.finished or not resume):
+                    if state is not None and ((state.finished and not keep_finished) or not resume):
                         store.archive()
                         state = None
                     elif state is not None:

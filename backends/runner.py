@@ -113,7 +113,7 @@ def _select(steps: Sequence[str] | None) -> list[str]:
     return [s for s in STEP_ORDER if s in steps]
 
 
-async def _open(opts: RunOptions, sinks: list) -> Engine:
+async def _open(opts: RunOptions, sinks: list, *, keep_finished: bool = False) -> Engine:
     settings = load_settings(opts.config)
     plan = load_plan(opts.plan)
     if opts.manager_version:
@@ -121,7 +121,7 @@ async def _open(opts: RunOptions, sinks: list) -> Engine:
     cluster = Cluster(settings, plan, dry_run=opts.dry_run)
     return await Engine.open(cluster, state_dir=Path(opts.state_dir) if opts.state_dir else None,
                              resume=not opts.fresh, transcript_dir=Path(opts.transcript) if opts.transcript else None,
-                             sinks=sinks)
+                             sinks=sinks, keep_finished=keep_finished)
 
 
 async def run(opts: RunOptions, out: TextIO = sys.stdout) -> int:
@@ -188,11 +188,13 @@ async def rollback(opts: RunOptions, out: TextIO = sys.stdout) -> int:
     selected = list(reversed(_select(opts.steps)))
     printer = Printer(out)
     try:
-        engine = await _open(opts, [printer])
+        # A completed run too: its backups are what a rollback after the migration restores.
+        engine = await _open(opts, [printer], keep_finished=True)
     except MigrateError as e:
         print(f"bai-registry-migrate: error: {e.one_line()}", file=out)
         return e.exit_code
     code = EXIT_OK
+    rolled = 0
     try:
         for sid in selected:
             st = engine.state.steps.get(sid)
@@ -202,7 +204,10 @@ async def rollback(opts: RunOptions, out: TextIO = sys.stdout) -> int:
             if not step.reversible:
                 continue
             changes = await engine.rollback(sid)
+            rolled += 1
             print(f"[{sid}] rolled back: {len(changes)} change(s)", file=out)
+        if not rolled:
+            print("nothing to roll back: no selected reversible step of this run has a backup", file=out)
     except MigrateError as e:
         code = e.exit_code
         print(f"bai-registry-migrate: {e.one_line()}", file=out)

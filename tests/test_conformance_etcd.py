@@ -457,6 +457,8 @@ async def test_alias_key_equals_oracle(pair: Pair) -> None:
         await pair.store.put(f"{ALIASES_PREFIX}/{quote(alias)}", target)
     assert b"images/_aliases/python%3A3.6" in pair.raw_a()
     assert_same_raw(pair.raw_a(), pair.raw_b())
+    # listing: `get --prefix images/_aliases` gives alias -> target with the aliases unquoted (s.4)
+    assert pair.oracle.get_prefix(ALIASES_PREFIX) == await pair.store.get_prefix(ALIASES_PREFIX) == aliases
 
     pair.oracle.dealias("python:3.6")
     await pair.store.delete(f"{ALIASES_PREFIX}/{quote('python:3.6')}")

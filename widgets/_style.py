@@ -14,6 +14,8 @@ Screenshots: avoid ambiguous-width characters), so CJK-locale terminals keep col
 
 from __future__ import annotations
 
+from rich.style import Style
+
 OK = "$text-success"
 ERROR = "$text-error"
 WARNING = "$text-warning"
@@ -44,3 +46,15 @@ def ellipsize(text: str, width: int) -> str:
     if width == 1:
         return "…"
     return text[: width - 1] + "…"
+
+
+def foreground_only(style: Style) -> Style:
+    """The colour and text attributes of a component style, without its background.
+
+    `get_component_rich_style(partial=True)` drops alpha (so `$text-muted`, "auto 60%", comes
+    out white), while the full style blends correctly but carries the widget's background,
+    which would paint over DataTable's cursor and zebra stripes. So: take the full style, keep
+    the foreground.
+    """
+    return Style(color=style.color, bold=style.bold, dim=style.dim, italic=style.italic,
+                 underline=style.underline, strike=style.strike, reverse=style.reverse)

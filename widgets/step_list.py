@@ -141,7 +141,9 @@ class StepList(Widget, can_focus=True):
     def _render_step(self, index: int, step: StepItem, width: int) -> Content:
         is_current = step.id == self.current or step.status == "current"
         glyph, style = STATUS_LOOK.get(step.status, _UNKNOWN)
-        marker = ("▸ ", f"{ACTIVE} bold") if is_current else ("  ", "")
+        # The ▸ marker says "you are here"; a step whose status is literally "current" already
+        # shows ▸ as its glyph, so it gets no second one.
+        marker = ("▸ ", f"{ACTIVE} bold") if is_current and step.status != "current" else ("  ", "")
         title_style = "bold" if is_current else ""
         status = "" if step.status == "current" else step.status
         room = width - 4  # marker (2) + glyph and a space (2)

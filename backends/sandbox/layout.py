@@ -62,13 +62,14 @@ class Ports:
 
 @dataclass
 class Credentials:
+    # repr=False: pytest prints fixture values in failure reports; passwords must not appear there.
     etcd_user: str
-    etcd_password: str
-    db_user: str
-    db_password: str
-    db_name: str
-    harbor_user: str
-    harbor_password: str
+    etcd_password: str = field(repr=False)
+    db_user: str = "postgres"
+    db_password: str = field(default="", repr=False)
+    db_name: str = "backend"
+    harbor_user: str = "admin"
+    harbor_password: str = field(default="", repr=False)
 
     @classmethod
     def generate(cls) -> Credentials:

@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m bench [NAME ...]` (`make bench`); each prints one `name key=value ...` line."""

@@ -1,0 +1,143 @@
+"""Modal dialogs: confirm, typed confirm, error, resume offer, transcript export.
+
+Each is a `ModalScreen[T]` that dismisses with a typed result (frogmouth's pattern,
+reference/textual.md s.1c); the caller passes a callback. Keys only: every choice is a
+binding shown in the dialog's own footer. Data (messages, paths, commands) is rendered with
+`markup=False`, so an error text containing `[...]` is shown as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Footer, Input, Static
+
+
+class _Dialog(ModalScreen[object]):
+    """Common frame: a titled box in the middle, body lines, key hints."""
+
+    def __init__(self, title: str, lines: Sequence[str], *, classes: str = "") -> None:
+        super().__init__(classes=classes)
+        self.title_text = title
+        self.lines = list(lines)
+
+    def compose_body(self) -> ComposeResult:
+        yield from ()
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(self.title_text, classes="dialog-title", markup=False)
+            for line in self.lines:
+                yield Static(line, classes="dialog-line", markup=False)
+            yield from self.compose_body()
+        yield Footer(show_command_palette=False)
+
+
+class ConfirmDialog(_Dialog):
+    """Yes/no before a write. Enter or y confirms; Escape or n cancels."""
+
+    BINDINGS = [
+        Binding("y,enter", "answer(True)", "Yes, go ahead", id="yes"),
+        Binding("n,escape", "answer(False)", "No", id="no"),
+    ]
+
+    def action_answer(self, value: bool) -> None:
+        self.dismiss(value)
+
+
+class TypedConfirmDialog(_Dialog):
+    """Destructive plans (StepPlan.destructive): the operator types a word to confirm."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="cancel")]
+
+    def __init__(self, title: str, lines: Sequence[str], word: str) -> None:
+        super().__init__(title, [*lines, f"Type {word!r} and press Enter to confirm; Escape cancels."],
+                         classes="-danger")
+        self.word = word
+
+    def compose_body(self) -> ComposeResult:
+        yield Input(placeholder=self.word, id="typed")
+        yield Static("", id="typed-error", markup=False)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.value.strip() == self.word:
+            self.dismiss(True)
+        else:
+            self.query_one("#typed-error", Static).update(f"that is not {self.word!r}; nothing was done")
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+
+class ErrorDialog(_Dialog):
+    """A failure, as the engine words it: the one-line message, then the fix on its own line."""
+
+    BINDINGS = [
+        Binding("enter,escape", "close", "Close", id="close"),
+        Binding("ctrl+y", "copy", "Copy message", id="copy"),
+    ]
+
+    def __init__(self, title: str, message: str, fix: str | None = None) -> None:
+        lines = [message]
+        if fix:
+            lines.append(f"Fix: {fix}")
+        super().__init__(title, lines, classes="-error")
+        self.message = message
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.message)
+        self.notify("copied (OSC 52)")
+
+
+class ResumeDialog(_Dialog):
+    """An unfinished run was found: resume it, or start over (the old state is archived, not lost)."""
+
+    BINDINGS = [
+        Binding("r,enter", "choose('resume')", "Resume", id="resume"),
+        Binding("n", "choose('fresh')", "Start over", id="fresh"),
+        Binding("escape", "choose('cancel')", "Not now", id="cancel"),
+    ]
+
+    def __init__(self, description: str, state_path: Path) -> None:
+        super().__init__("An unfinished migration run was found", [
+            description,
+            f"State: {state_path}",
+            "Resume continues where it stopped: finished work (pulls, writes) is not repeated.",
+            "Start over archives that state (it is kept next to it) and begins a new run.",
+        ])
+
+    def action_choose(self, choice: str) -> None:
+        self.dismiss(choice)
+
+
+class ExportDialog(_Dialog):
+    """Copies the transcript (Markdown + JSON Lines) into a directory the operator names."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="cancel")]
+
+    def __init__(self, sources: Sequence[Path], default: Path) -> None:
+        lines = ["The transcript is written as the run goes:", *[f"  {p}" for p in sources],
+                 "Copy it to this directory (Enter):"]
+        super().__init__("Export the transcript", lines)
+        self.default = default
+
+    def compose_body(self) -> ComposeResult:
+        yield Input(str(self.default), id="export-dir")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        value = event.value.strip()
+        if value:
+            self.dismiss(Path(value).expanduser())
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -224,13 +224,14 @@ def _check_entry(name: str, entry: Mapping[str, Any], base: tuple[Any, ...], add
         add(sev, (*base, key), msg, rule, fix)
 
     for key, v in entry.items():
-        if isinstance(v, (dict, list)) or v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)):
+        if not isinstance(v, str):
             if key == "project" and isinstance(v, list):
                 continue  # explained below with the project rule
+            if key == "ssl-verify" and isinstance(v, bool):
+                continue  # stored as "True"/"False", which ToBool reads correctly
             stored = "None" if v is None else (str(v) if not isinstance(v, dict) else "(nested keys)")
-            if not (key == "ssl-verify" and isinstance(v, bool)):
-                bad(key, f"{key or 'the URL'} is {_type_name(v)}; put-json stores str() of it, i.e. {stored!r}",
-                    "leaves are strings", "write a JSON string" + ("" if v is not None else ", or leave the key out"))
+            bad(key, f"{key or 'the URL'} is {_type_name(v)}; put-json stores str() of it, i.e. {stored!r}",
+                "leaves are strings", "write a JSON string" + ("" if v is not None else ", or leave the key out"))
         if key not in ENTRY_KEYS:
             bad(key, f"unknown key {key!r} (20.09 keeps it but never reads it)", "known registry keys",
                 f"remove it, or use one of: \"\", {', '.join(sorted(ENTRY_KEYS - {''}))}", sev="warning")

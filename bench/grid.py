@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
-import statistics
-import threading
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -93,14 +93,13 @@ class GridBenchApp(App[None]):
         yield BenchGrid(id="grid")
 
     def on_mount(self) -> None:
-        grid = self.query_one(BenchGrid)
-        grid.set_matrix(self.agents, self.images)
-        grid.focus()
+        self.grid = self.query_one(BenchGrid)  # held, as tui/controller.py holds its grid
+        self.grid.set_matrix(self.agents, self.images)
+        self.grid.focus()
 
     @on(Progress)
     def _progress(self, event: Progress) -> None:
-        self.query_one(BenchGrid).update_cell(event.agent, event.image, event.state,
-                                              done=event.done, total=event.total)
+        self.grid.update_cell(event.agent, event.image, event.state, done=event.done, total=event.total)
 
 
 class Lifecycle:
@@ -255,6 +254,7 @@ async def run_mode(mode: str, *, agents: int, images: int, rate: float, seconds:
     image_names = [f"cr.backend.ai/stable/image-{j}:1.{j}-py38" for j in range(images)]
     app = GridBenchApp(agent_names, image_names)
     run = Run()
+    cpu_start = time.process_time()
     life = Lifecycle(agent_names, image_names)
     async with app.run_test(size=size) as pilot:
         await pilot.pause()
@@ -282,6 +282,7 @@ async def run_mode(mode: str, *, agents: int, images: int, rate: float, seconds:
             and not run.sent
         )
         frames = len(run.frame_ms)
+        cpu = time.process_time() - cpu_start
     return {
         "p95_ms": _pct(run.latencies, 0.95),
         "p50_ms": _pct(run.latencies, 0.50),
@@ -296,6 +297,9 @@ async def run_mode(mode: str, *, agents: int, images: int, rate: float, seconds:
         "frame_write_p95_ms": _pct(run.frame_ms, 0.95),
         "lag_p95_ms": _pct(run.lags, 0.95),
         "lag_max_ms": max(run.lags, default=float("nan")),
+        # CPU this process used (all threads) per wall second of producing: a low figure with
+        # a high lag means the machine, not the grid, was the bottleneck.
+        "cpu_pct": 100 * cpu / run.produce_s if run.produce_s else 0.0,
     }
 
 
@@ -323,6 +327,7 @@ def _fmt(value: Any) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run with defaults (how `python -m bench` calls it) or with command-line style `argv`."""
     parser = argparse.ArgumentParser(prog="python -m bench.grid", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--rate", type=float, default=5000.0, help="progress events per second")
@@ -331,11 +336,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--size", default="160x48", help="terminal size WxH")
     parser.add_argument("--modes", default="messages,thread",
                         help="comma-separated: messages (event loop, one message per event), thread")
-    args = parser.parse_args(argv)
+    args = parser.parse_args(argv or [])
     width, height = (int(v) for v in args.size.lower().split("x"))
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     figures: dict[str, Any] = {"mode": modes[0], "agents": args.agents, "images": args.images,
-                               "rate": int(args.rate), "seconds": args.seconds, "size": args.size}
+                               "rate": int(args.rate), "seconds": args.seconds, "size": args.size,
+                               "load1": os.getloadavg()[0], "cpus": os.cpu_count() or 0}
     for index, mode in enumerate(modes):
         result = asyncio.run(run_mode(mode, agents=args.agents, images=args.images, rate=args.rate,
                                       seconds=args.seconds, size=(width, height)))
@@ -347,4 +353,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -41,8 +41,8 @@ from .env import REPO_ROOT, BenchEnv, free_port, python_run
 from .latency_proxy import LatencyProxy
 from .timing import Samples, Stopwatch, compare, runs
 
-sys.path.insert(0, str(REPO_ROOT))
-from tests.oracle import (  # noqa: E402  (tests/ is not installed; the oracle helper lives there)
+sys.path.insert(0, str(REPO_ROOT))   # tests/ is not installed; the oracle helper is tests/oracle.py
+from tests.oracle import (
     Oracle,
     OracleError,
     find_oracle,

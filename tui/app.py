@@ -13,7 +13,8 @@ from typing import Any
 
 from textual.app import App
 from textual.binding import Binding
-from textual.widgets import Input, TextArea
+from textual.events import Resize
+from textual.widgets import Footer, Input, TextArea
 
 from backends.config import Settings
 from backends.errors import MigrateError
@@ -52,7 +53,19 @@ class MigrationApp(App[int]):
         from .screens.start import StartScreen
 
         self.set_interval(0.1, self.controller.flush_pulls, name="pull-flush")
+        self._size_classes(self.size.width, self.size.height)
         self.push_screen(StartScreen())
+
+    def on_resize(self, event: Resize) -> None:
+        self._size_classes(event.size.width, event.size.height)
+
+    def _size_classes(self, width: int, height: int) -> None:
+        """80x24 is the floor: a slimmer step list, shorter findings, a compact footer."""
+        self.set_class(width < 100, "-narrow-app")
+        self.set_class(height < 30, "-short-app")
+        for screen in self.screen_stack:
+            for footer in screen.query(Footer):
+                footer.compact = width < 120
 
     async def on_unmount(self) -> None:
         # However the app ends (quit, a test's pilot leaving, a crash), the lock is released.

@@ -35,7 +35,7 @@ class _Dialog(ModalScreen[object]):
             for line in self.lines:
                 yield Static(line, classes="dialog-line", markup=False)
             yield from self.compose_body()
-        yield Footer(show_command_palette=False)
+        yield Footer(show_command_palette=False, compact=self.app.size.width < 120)
 
 
 class ConfirmDialog(_Dialog):

@@ -124,6 +124,7 @@ class ChangeTable(Widget):
         yield Static(Content(""), id="change-detail")
 
     def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._theme_changed())
         self._rebuild(keep=0)
 
     def show(self, items: list[ChangeItem]) -> None:
@@ -136,10 +137,11 @@ class ChangeTable(Widget):
         if abs(event.size.width - self._built_width) >= 4:
             self._rebuild(keep=self._index or 0)
 
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        if self.is_mounted and self._items:
-            self.call_later(self._rebuild, self._index or 0)
+    def _theme_changed(self) -> None:
+        # Cell colours are baked into the Text cells: rebuild them from the new theme. (Not on
+        # notify_style_update, which also fires on every focus and hover change.)
+        if self._items:
+            self._rebuild(keep=self._index or 0)
 
     def _caps(self) -> tuple[int, int]:
         width = self.size.width or 80

@@ -142,6 +142,7 @@ class EditableTable(Widget):
         return self.query_one("#edit-input", Input)
 
     def on_mount(self) -> None:
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._theme_changed())
         if self._columns:
             self._rebuild()
 
@@ -161,6 +162,7 @@ class EditableTable(Widget):
         error or muted. The cursor stays on the same row id when it still exists."""
         if editable not in {key for key, _ in columns}:
             raise ValueError(f"editable column {editable!r} is not among the columns")
+        keep = self.cursor_row_id or self._last_highlight  # before the row order changes
         self._columns = list(columns)
         self._row_key = row_key
         self._editable = editable
@@ -170,7 +172,7 @@ class EditableTable(Widget):
         if self._editing is not None and self._editing not in self._rows:
             self._stop_editing()
         if self.is_mounted:
-            self._rebuild()
+            self._rebuild(keep)
 
     def row(self, row_id: str) -> dict[str, str]:
         return dict(self._rows[row_id])
@@ -206,9 +208,10 @@ class EditableTable(Widget):
             style = foreground_only(self.get_component_rich_style("editable-table--editing"))
         return Text(value, style=style, no_wrap=True, overflow="ellipsis")
 
-    def _rebuild(self) -> None:
+    def _rebuild(self, keep: str | None = None) -> None:
         table = self.table
-        keep = self.cursor_row_id if table.row_count else self._last_highlight
+        if keep is None:
+            keep = self.cursor_row_id if table.row_count else self._last_highlight
         with self.app.batch_update():
             table.clear(columns=True)
             for key, label in self._columns:
@@ -222,10 +225,11 @@ class EditableTable(Widget):
         for key, _ in self._columns:
             self.table.update_cell(row_id, key, self._cell(row_id, key), update_width=True)
 
-    def notify_style_update(self) -> None:
-        super().notify_style_update()
-        if self.is_mounted and self._columns:
-            self.call_later(self._rebuild)
+    def _theme_changed(self) -> None:
+        # Row colours are baked into the Text cells: rebuild them from the new theme. (Not on
+        # notify_style_update, which also fires on every focus and hover change.)
+        if self._columns:
+            self._rebuild()
 
     # -- highlight -----------------------------------------------------------------------------
 

@@ -70,6 +70,7 @@ class FindingsView(VerticalScroll):
     ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self._items: list[FindingItem] = sort_findings(list(items or []))
+        self.set_class(self.has_blocking, "-blocking")
 
     @property
     def items(self) -> list[FindingItem]:

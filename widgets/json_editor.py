@@ -160,7 +160,9 @@ class JsonEditor(Widget):
 
     def on_mount(self) -> None:
         self._apply_theme()
-        self.watch(self.app, "theme", self._apply_theme, init=False)
+        # The signal fires after the new theme's variables are in place (a watcher on
+        # `App.theme` would run before, and read the old ones).
+        self.app.theme_changed_signal.subscribe(self, lambda _theme: self._apply_theme())
         self._validate_now()
 
     @property

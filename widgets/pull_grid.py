@@ -529,16 +529,22 @@ class PullGrid(ScrollView, can_focus=True, inherit_bindings=False):
         label = styles["label"] + footer.background_style
         now = self._clock()
         self._footer_rate = total = self._total_rate_text(now)
+        right = Strip([Segment(" total ", label), Segment(total, footer + Style(bold=True))])
+        room = width - right.cell_length
         parts: list[Segment] = []
-        for state in STATE_ORDER:
+        used = 0
+        states = list(STATE_ORDER) + sorted(set(self._counts) - set(STATE_ORDER))
+        for state in states:
             n = self._counts.get(state, 0)
             if n or state == "failed":
                 glyph = GLYPHS.get(state) or "↓"
+                text = f"{glyph} {n:,} {state}"
+                if used + len(text) > room:
+                    break  # whole items only: "✓ 64 do" would read as a different word
                 style = (styles.get(state) or styles["unknown"]) if n else styles["label"]
-                parts += [Segment(f"{glyph} {n:,} {state}", style + footer.background_style), Segment("  ", footer)]
-        summary = Strip(parts)
-        right = Strip([Segment(" total ", label), Segment(total, footer + Style(bold=True))])
-        summary = summary.crop_extend(0, max(0, width - right.cell_length), footer)
+                parts += [Segment(text, style + footer.background_style), Segment("  ", footer)]
+                used += len(text) + 2
+        summary = Strip(parts).crop_extend(0, max(0, room), footer)
         line1 = Strip.join([summary, right])
         line1 = line1.crop_extend(0, width, footer)
         line2 = self._detail_strip(width, styles)

@@ -156,7 +156,8 @@ class StepList(Widget, can_focus=True):
         line = Content.assemble(*parts)
         if index == self.highlighted and self.has_focus:
             line = line.pad_right(width - line.cell_length)
-            line = line.stylize_before("$block-cursor-foreground on $block-cursor-background")
+            # On top of the status colours: coloured words on the cursor bar are unreadable.
+            line = line.stylize("$block-cursor-foreground on $block-cursor-background bold")
         return line
 
     def _move(self, index: int) -> None:

@@ -35,7 +35,7 @@ from .support import (
     target_kernel_images,
 )
 
-pytestmark = [pytest.mark.docker]
+pytestmark = [pytest.mark.docker, pytest.mark.oracle]
 
 TARGET = "cr.backend.ai"
 HUB = "index.docker.io"
@@ -99,6 +99,7 @@ def assert_migrated(cli: Cli, oracle: Oracle, events: list[dict[str, Any]]) -> N
             assert v.images.get(img) == listing[img], (agent_id, img)
         old = {t for t in v.kernel_tags if t.startswith("lablup/")}
         assert old == ({IN_USE_IMAGE} if agent_id == "i-agent1" else set()), (agent_id, old)
+        assert {t for t in v.images if t.startswith("lablup/")} == old | {"lablup/importer:manylinux2010"}
         assert all(t in v.images for t in INFRA_TAGS), (agent_id, sorted(v.images))
     state_, image_id = view["i-agent1"].containers[RUNNING_CONTAINER]
     assert state_ == "running" and image_id == view["i-agent1"].images[IN_USE_IMAGE]

@@ -169,6 +169,10 @@ def test_sigkill_then_resume_reaches_the_reference_end_state(cli: Cli, reference
         cells = len(st["plan"]["data"]["agents"]) * len(st["plan"]["data"]["images"])
         pulled_before = {k for k in done if k.startswith("pull:")}
         assert 0 < len(pulled_before) < cells, (len(pulled_before), cells)
+        killed_run = read_events(cli.transcript)
+        started = {(e["agent"], e["image"]) for e in killed_run if is_("pull", step="prepull")(e)}
+        finished = {(e["agent"], e["image"]) for e in killed_run if is_("pull", step="prepull", state="done")(e)}
+        assert started - finished, "no pull was in flight when the runner was killed"
     else:
         assert done == ["backup"], done                    # inside the transaction, not after it
         assert allowlists(info) == seeded_domains         # and the transaction never committed

@@ -216,7 +216,7 @@ def test_our_rescan_equals_20_09_key_for_key(sandbox: SandboxInfo, oracle_exe: P
                          _doc(iso_harbor.url, sandbox.creds.harbor_user, ISO_PASSWORD))
     _write_ours(sandbox, ns_b, our_scan.keys)
     theirs, ours = _images(namespaces[0].raw(ns_a)), _images(namespaces[0].raw(ns_b))
-    assert theirs, f"20.09 wrote no image keys against the single-arch stand-in:\n{log}"
+    assert len(theirs) > 100, f"20.09 wrote {len(theirs)} image keys against the single-arch stand-in:\n{log}"
     assert not _diff(theirs, ours), "\n".join(_diff(theirs, ours)[:40])
     assert ours == {k.encode(): v.encode() for k, v in our_scan.keys.items()}
 

@@ -17,6 +17,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
+from textual.widget import Widget
 from textual.widgets import Static
 
 from backends.images import parse_ref
@@ -28,6 +29,17 @@ COLUMNS = [("alias", "alias"), ("current", "current target"), ("proposed", "prop
            ("status", "status")]
 STYLE = {"unresolvable": "error", "remap": "ok", "override": "ok", "remove": "warning", "migrated": "muted",
          "chain": "muted", "other-registry": "muted", "skip": "muted"}
+
+
+def short_ref(ref: str, width: int = 34) -> str:
+    """A long current target, cut in the middle: registry and name:tag stay recognisable; the
+    full value is in the detail line under the table."""
+    if len(ref) <= width:
+        return ref
+    head, _, tail = ref.partition("/")
+    last = ref.rsplit("/", 1)[-1]
+    short = f"{head}/…/{last}" if tail and len(head) + len(last) + 3 <= width else f"…/{last}"
+    return short if len(short) <= width else short[: width - 1] + "…"
 
 
 class AliasesScreen(StepScreen):
@@ -44,6 +56,7 @@ class AliasesScreen(StepScreen):
 
     def compose_body(self) -> ComposeResult:
         yield from self.compose_findings()
+        yield from self.compose_checks()
         yield Static("Aliases  (Enter or e: edit the proposed target · d: remove/keep)", classes="section",
                      markup=False)
         table = EditableTable(id="aliases", cursor_blink=self.wizard.cursor_blink)
@@ -51,11 +64,9 @@ class AliasesScreen(StepScreen):
         yield table
         yield Static(id="alias-detail", markup=False)
         yield from self.compose_plan()
-        yield from self.compose_checks()
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.query_one("#aliases").focus()
+    def default_focus(self) -> Widget | None:
+        return self.query_one("#aliases", EditableTable).table
 
     # -- data ------------------------------------------------------------------------------------
     def rows(self) -> list[dict[str, Any]]:
@@ -72,7 +83,7 @@ class AliasesScreen(StepScreen):
                 status = r["status"] + (" · risky name" if r.get("risky") else "")
                 proposed = r.get("proposed") or ("(delete)" if r["status"] == "remove" else
                                                  "(choose a target)" if r["status"] == "unresolvable" else "")
-                table_rows.append({"alias": r["alias"], "current": r["current"], "proposed": proposed,
+                table_rows.append({"alias": r["alias"], "current": short_ref(r["current"], 24), "proposed": proposed,
                                    "status": status})
                 style = STYLE.get(r["status"], "")
                 if r.get("risky") and style != "error":

@@ -15,6 +15,7 @@ from typing import Any
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.widget import Widget
 from textual.widgets import Static
 
 from backends.images import DOCKER_HUB
@@ -45,17 +46,16 @@ class AllowlistsScreen(StepScreen):
 
     def compose_body(self) -> ComposeResult:
         yield from self.compose_findings()
+        yield from self.compose_checks()
         yield Static("Domains  (Enter or e: edit the list · g: toggle the target · h: toggle Docker Hub)",
                      classes="section", markup=False)
         table = EditableTable(id="domains", cursor_blink=self.wizard.cursor_blink)
         table.validator = self.validate_list
         yield table
         yield from self.compose_plan()
-        yield from self.compose_checks()
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.query_one("#domains").focus()
+    def default_focus(self) -> Widget | None:
+        return self.query_one("#domains", EditableTable).table
 
     # -- data ------------------------------------------------------------------------------------
     def proposal(self) -> dict[str, tuple[list[str], list[str]]]:

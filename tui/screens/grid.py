@@ -38,11 +38,11 @@ class GridStepScreen(StepScreen):
 
     def compose_body(self) -> ComposeResult:
         yield from self.compose_findings()
+        yield from self.compose_checks()
         yield from self.compose_plan()
         yield Static(self.GRID_TITLE, id="grid-title", classes="section", markup=False)
         yield PullGrid(id="grid")
         yield Static(id="cell-detail", markup=False)
-        yield from self.compose_checks()
 
     # -- the matrix ------------------------------------------------------------------------------
     def matrix(self) -> tuple[list[str], list[str]]:

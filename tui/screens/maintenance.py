@@ -10,6 +10,8 @@ from textual import on
 from textual.app import ComposeResult
 from textual.widgets import Input, Static
 
+from widgets.change_table import ChangeTable
+
 from .step import PLANNABLE, StepScreen
 
 
@@ -18,17 +20,14 @@ class MaintenanceScreen(StepScreen):
 
     def compose_body(self) -> ComposeResult:
         yield from self.compose_findings()
+        yield from self.compose_checks()
         yield Static("Announcement shown to users while new sessions are frozen (Enter: plan again)",
                      classes="section", markup=False)
         cluster = self.ctl.cluster()
         yield Input(cluster.plan.maintenance.announcement if cluster else "", id="announcement",
                     placeholder="no announcement")
         yield from self.compose_plan()
-        yield from self.compose_checks()
 
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.query_one("#changes").focus()
 
     def refresh_step(self) -> None:
         cluster = self.ctl.cluster()
@@ -45,7 +44,7 @@ class MaintenanceScreen(StepScreen):
     @on(Input.Submitted, "#announcement")
     def _submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.query_one("#changes").focus()
+        self.query_one("#changes", ChangeTable).table.focus()
         if self.ctl.stale(self.STEP):
             self.ctl.run(self.STEP, "refresh")
 

@@ -45,6 +45,7 @@ class RegistryScreen(StepScreen):
 
     def compose_body(self) -> ComposeResult:
         yield from self.compose_findings()
+        yield from self.compose_checks()
         with Horizontal(id="registry-split"):
             with Vertical(id="registry-editor-box"):
                 yield Static("Registry JSON  (e: edit · Esc: leave · F8: next issue)", classes="section",
@@ -58,12 +59,10 @@ class RegistryScreen(StepScreen):
         yield Static("Rescan and apply", id="progress-title", classes="section", markup=False)
         yield CounterBar(id="counters")
         yield Static(id="phases", markup=False)
-        yield from self.compose_checks()
 
     def on_mount(self) -> None:
         super().on_mount()
         self.set_class(self.size.width < 130, "-narrow")
-        self.query_one("#changes").focus()
 
     def on_resize(self, event: Resize) -> None:
         self.set_class(event.size.width < 130, "-narrow")

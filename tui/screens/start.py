@@ -61,7 +61,7 @@ class StartScreen(Screen[None]):
             with Vertical(id="start-checks-box"):
                 yield ChecksView(id="start-checks")
             yield Static(id="start-hint", markup=False)
-        yield Footer(show_command_palette=False)
+        yield Footer(show_command_palette=False, compact=self.app.size.width < 120)
 
     def on_mount(self) -> None:
         self.wizard.controller.updates.subscribe(self, self.hear)

@@ -22,6 +22,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import Screen
+from textual.widget import Widget
 from textual.widgets import Footer, Input, Static, TextArea
 
 from backends.state import FINISHED
@@ -64,6 +65,7 @@ STATUS_TEXT: dict[str, str] = {
 
 class StepScreen(Screen[None]):
     STEP: ClassVar[str] = ""
+    AUTO_FOCUS = None
 
     BINDINGS = [
         Binding("ctrl+n", "next", "Next", id="next", tooltip="Go to the next step (when this one is done)"),
@@ -109,13 +111,13 @@ class StepScreen(Screen[None]):
                 yield Static(id="step-state", markup=False)
                 with Vertical(id="body"):
                     yield from self.compose_body()
-        yield Footer(show_command_palette=False)
+        yield Footer(show_command_palette=False, compact=self.app.size.width < 120)
 
     def compose_body(self) -> ComposeResult:
-        """Default body: findings, the plan review, verification. Subclasses add their inputs."""
+        """Default body: findings, verification (once there is one), the plan review."""
         yield from self.compose_findings()
-        yield from self.compose_plan()
         yield from self.compose_checks()
+        yield from self.compose_plan()
 
     def compose_findings(self) -> ComposeResult:
         yield FindingsView(id="findings")
@@ -132,7 +134,15 @@ class StepScreen(Screen[None]):
     def on_mount(self) -> None:
         self.ctl.updates.subscribe(self, self.hear)
         self.refresh_view()
+        target = self.default_focus()
+        if target is not None:
+            target.focus()
         self.maybe_start()
+
+    def default_focus(self) -> Widget | None:
+        """Where the cursor starts: the plan review, never a text field (it would eat the keys)."""
+        tables = self.query("#changes")
+        return tables.first(ChangeTable).table if tables else None
 
     def maybe_start(self) -> None:
         """Entering a step inspects and plans it (read-only) unless that was done this session."""
@@ -143,6 +153,8 @@ class StepScreen(Screen[None]):
             self.ctl.run(self.STEP, "refresh")
 
     def hear(self, u: Update) -> None:
+        if not self.alive:
+            return
         if u.kind == "pulls":
             if u.step == self.STEP:
                 self.on_pulls(u.cells)
@@ -167,8 +179,13 @@ class StepScreen(Screen[None]):
 
     def _do_refresh(self) -> None:
         self._refresh_pending = False
-        if self.is_attached:
+        if self.alive:
             self.refresh_view()
+
+    @property
+    def alive(self) -> bool:
+        """Mounted and not being removed (a switch_screen prunes it while messages still arrive)."""
+        return self.is_attached and not self._pruning and bool(self.query("#header"))
 
     # -- rendering ---------------------------------------------------------------------------------
     def refresh_steps(self) -> None:
@@ -183,8 +200,10 @@ class StepScreen(Screen[None]):
         self.refresh_steps()
         ids = self.ctl.step_ids()
         n = ids.index(self.STEP) + 1 if self.STEP in ids else 0
-        title = Content.assemble((f"{n}/{len(ids)}  ", "$foreground-muted"), (self.ctl.title(self.STEP), "bold"),
-                                 ("   runbook " + self.ctl.runbook(self.STEP), "$foreground-muted"))
+        runbook = self.ctl.runbook(self.STEP).split(":", 1)[0]
+        title = Content.assemble((f"step {n} of {len(ids)}  ", "$foreground-muted"),
+                                 (self.ctl.title(self.STEP), "bold"),
+                                 (f"   (runbook step {runbook})" if runbook else "", "$foreground-muted"))
         self.query_one("#step-title", Static).update(title)
         self.query_one("#step-state", Static).update(self.state_line())
         self.set_class(self.status in FINISHED, "-done")
@@ -198,6 +217,7 @@ class StepScreen(Screen[None]):
                                   lambda: self.query_one("#changes", ChangeTable).show(
                                       change_items(plan.changes) if plan else []))
             self.query_one("#plan-title", Static).update(self.plan_title())
+            self.query_one("#changes", ChangeTable).display = plan is not None
         if self.query("#checks"):
             v = self.ctl.verification(self.STEP)
             self.query_one("#checks", ChecksView).show(check_items(v.checks) if v else [])
@@ -217,7 +237,8 @@ class StepScreen(Screen[None]):
     def plan_title(self) -> Content:
         plan = self.ctl.plan_of(self.STEP)
         if plan is None:
-            return Content.styled("Plan: not made yet", "$foreground-muted")
+            why = "made once nothing blocks (p checks again)" if self.ctl.blocking(self.STEP) else "not made yet"
+            return Content.styled(f"Plan: {why}", "$foreground-muted")
         parts: list[tuple[str, str] | str] = [("Plan", "bold"), "  ", plan.summary]
         if self.ctl.stale(self.STEP):
             parts += ["  ", ("(out of date: inputs changed, press p)", "$text-warning bold")]

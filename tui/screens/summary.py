@@ -38,7 +38,7 @@ class SummaryScreen(Screen[None]):
             yield Static("Transcript", classes="section", markup=False)
             yield Static(id="summary-transcript", markup=False)
             yield Static(id="summary-hint", markup=False)
-        yield Footer(show_command_palette=False)
+        yield Footer(show_command_palette=False, compact=self.app.size.width < 120)
 
     def on_mount(self) -> None:
         self.render_view()
@@ -73,7 +73,7 @@ class SummaryScreen(Screen[None]):
             plan = ctl.plan_of(sid)
             v = ctl.verification(sid)
             checks = f"{sum(c.ok for c in v.checks)}/{len(v.checks)} checks ok" if v else ""
-            lines.append(Content.assemble((f"{glyph} ", style), (f"{ctl.title(sid):<34}", "bold"),
+            lines.append(Content.assemble((f"{glyph} ", style), (f"{ctl.title(sid):<36}", "bold"),
                                           (f"{st:<10}", style), "  ", (checks, "$foreground-muted")))
             if plan is not None and st != "skipped":
                 lines.append(Content.styled(f"    {plan.summary}", "$foreground-muted"))

@@ -40,7 +40,7 @@ class TranscriptScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(id="transcript-title", markup=False)
         yield TranscriptView(id="transcript-log", max_lines=50_000)
-        yield Footer(show_command_palette=False)
+        yield Footer(show_command_palette=False, compact=self.app.size.width < 120)
 
     def on_mount(self) -> None:
         paths = self.wizard.controller.transcript_paths()

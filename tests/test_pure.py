@@ -1,0 +1,211 @@
+"""The pure parts of the engine: registry JSON rules, positions, plan parsing, image references,
+sealing and redaction. No services needed; these run in milliseconds."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from backends import jsonpos
+from backends.errors import ConfigError
+from backends.images import AliasLoop, metadata_images, parse_ref, resolve_alias, tag_keys
+from backends.plan import load_plan, parse_duration, plan_from_mapping
+from backends.registry_doc import valid_registry_name, validate
+from backends.secrets import MASK, Redactor, Secret
+from backends.state import RunState, StateStore
+from backends.vault import Vault
+
+RUNBOOK = '{"config": {"docker": {"registry": {"cr.backend.ai": {"": "https://cr.backend.ai", ' \
+          '"type": "harbor2", "project": "stable,community"}}}}}'
+
+
+def entry(**kw: object) -> str:
+    e = {"": "https://cr.backend.ai", "type": "harbor2", "project": "stable,community"}
+    e.update(kw)  # type: ignore[arg-type]
+    e = {k: v for k, v in e.items() if v is not ...}
+    return json.dumps({"config": {"docker": {"registry": {"cr.backend.ai": e}}}}, indent=2)
+
+
+def test_runbook_document_is_valid_and_flattens_like_put_json() -> None:
+    v = validate(RUNBOOK, target="cr.backend.ai")
+    assert v.ok and not v.issues
+    assert v.flat() == {"config/docker/registry/cr.backend.ai": "https://cr.backend.ai",
+                        "config/docker/registry/cr.backend.ai/type": "harbor2",
+                        "config/docker/registry/cr.backend.ai/project": "stable,community"}
+    e = v.entries["cr.backend.ai"]
+    assert e.projects == ["stable", "community"] and e.ssl_verify is True
+
+
+@pytest.mark.parametrize(("doc", "where", "words"), [
+    (entry(project=["stable", "community"]), "project", "['stable', 'community']"),
+    (entry(project="stable, community"), "project", "no spaces"),
+    (entry(project="stable,,community"), "project", "empty name"),
+    (entry(project=None), "project", "'None'"),
+    (entry(project=...), "project", "needs `project`"),
+    (entry(type="harbor3"), "type", "docker, harbor, harbor2"),
+    (entry(**{"": "cr.backend.ai"}), "URL", "no scheme"),
+    (entry(**{"": "ftp://cr.backend.ai"}), "URL", "http or https"),
+    (entry(**{"": "https://u:p@cr.backend.ai"}), "URL", "credentials"),
+    (entry(username="admin"), "password", "KeyError"),
+    (entry(username="", password="x"), "username", "empty string"),
+    (entry(**{"ssl-verify": "maybe"}), "ssl-verify", "not a boolean"),
+    (entry(type=True), "type", "boolean"),
+    (entry(project=12), "project", "number"),
+])
+def test_registry_rules(doc: str, where: str, words: str) -> None:
+    v = validate(doc, target="cr.backend.ai")
+    assert not v.ok
+    text = " | ".join(i.render() for i in v.errors)
+    assert words in text, text
+    first = v.errors[0]
+    assert first.line >= 1 and first.column >= 1 and first.fix and first.rule
+
+
+def test_error_position_points_at_the_field() -> None:
+    doc = entry(project=["stable"])
+    v = validate(doc, target="cr.backend.ai")
+    line = doc.splitlines()[v.errors[0].line - 1]
+    assert '"project"' in line
+
+
+@pytest.mark.parametrize(("text", "line", "col"), [
+    ('{"a": 1,}', 1, 9), ('{\n  "a": 1\n  "b": 2\n}', 3, 3), ("{'a': 1}", 1, 2), ("", 1, 1),
+    ('{"a": "x', 1, 7), ('{"a": tru}', 1, 7), ('[1, 2,]', 1, 7), ('{"a": 1} x', 1, 10),
+])
+def test_syntax_errors_have_positions(text: str, line: int, col: int) -> None:
+    with pytest.raises(jsonpos.JSONPosError) as e:
+        jsonpos.parse(text)
+    assert (e.value.line, e.value.column) == (line, col), e.value
+
+
+def test_parser_agrees_with_json_and_finds_duplicates() -> None:
+    text = '{"a": [1, 2.5, -3e2, true, null, "x\\u00e9"], "b": {"": "v"}, "a": 0}'
+    p = jsonpos.parse(text)
+    assert p.value == json.loads(text)
+    assert p.duplicates and p.duplicates[0][0] == ("a",)
+    assert not validate('{"config": {"docker": {"registry": {"r": {"": "http://r", "": "http://r"}}}}}').ok
+
+
+@pytest.mark.parametrize(("name", "ok"), [
+    ("cr.backend.ai", True), ("localhost:5000", True), ("127.0.0.1:8443", True), ("[::1]:5000", True),
+    ("https://cr.backend.ai", False), ("cr.backend.ai/stable", False), ("a b", False), ("h:99999", False),
+    ("", False), ("-bad.example", False), ("a:b:c", False),
+])
+def test_registry_names(name: str, ok: bool) -> None:
+    assert (valid_registry_name(name) is None) is ok
+
+
+@pytest.mark.parametrize(("value", "canonical"), [
+    ("python:3.6", "index.docker.io/lablup/python:3.6"),
+    ("python", "index.docker.io/lablup/python:latest"),
+    ("lablup/python:3.6", "index.docker.io/lablup/python:3.6"),
+    ("cr.backend.ai/stable/python:3.9", "cr.backend.ai/stable/python:3.9"),
+    ("127.0.0.1:5000/stable/python:1", "127.0.0.1:5000/stable/python:1"),
+    ("localhost:5000/x:1", "index.docker.io/localhost:5000/x:1"),   # localhost is not "known" in 20.09
+    ("index.docker.io/python:3", "index.docker.io/lablup/python:3"),
+])
+def test_image_refs_parse_as_20_09(value: str, canonical: str) -> None:
+    assert parse_ref(value, ["cr.backend.ai"]).canonical == canonical
+
+
+def test_image_ref_rejections() -> None:
+    for bad in ("https://x/y:1", "python:", "python:-x"):
+        with pytest.raises(ValueError):
+            parse_ref(bad)
+
+
+def test_alias_chains_and_loops() -> None:
+    aliases = {"py": "python", "python": "python:3.6-ubuntu18.04", "a": "b", "b": "a"}
+    assert resolve_alias("py", aliases) == ("python:3.6-ubuntu18.04", ["py", "python", "python:3.6-ubuntu18.04"])
+    assert resolve_alias("nothing", aliases) == ("nothing", ["nothing"])
+    with pytest.raises(AliasLoop):
+        resolve_alias("a", aliases)
+
+
+def test_tag_keys_and_metadata_roundtrip() -> None:
+    keys = tag_keys("cr.backend.ai", "stable/python", "3.9", "sha256:" + "a" * 64, 1234,
+                    {"ai.backend.kernelspec": "1", "ai.backend.accelerators": "cuda",
+                     "ai.backend.resource.min.cuda.device": "1"})
+    assert keys["images/cr.backend.ai/stable%2Fpython"] == "1"
+    assert keys["images/cr.backend.ai/stable%2Fpython/3.9/size_bytes"] == "1234"
+    assert keys["images/cr.backend.ai/stable%2Fpython/3.9/accels"] == "cuda"
+    assert keys["images/cr.backend.ai/stable%2Fpython/3.9/resource/cuda.device/min"] == "1"
+    meta = metadata_images(keys)
+    assert list(meta) == ["cr.backend.ai/stable/python:3.9"]
+
+
+def test_plan_defaults_and_errors(tmp_path: Path) -> None:
+    p = load_plan(None)
+    assert p.target == "cr.backend.ai" and validate(p.registry_json, target=p.target).ok
+    assert p.manager.stop == ["systemctl", "stop", "backendai-manager"]
+    for raw, key in [({"manager": {"stop": "systemctl stop x"}}, "manager.stop"),
+                     ({"prepull": {"concurrency": 0}}, "prepull.concurrency"),
+                     ({"cleanup": {"wait_for_sessions": "soon"}}, "cleanup.wait_for_sessions"),
+                     ({"unknown": 1}, "unknown"), ({"version": 2}, "version"),
+                     ({"aliases": {"remove": ["x"], "overrides": {"x": "y"}}}, "aliases.remove"),
+                     ({"agents": {"architecture": "sparc"}}, "agents.architecture"),
+                     ({"maintenance": {"enabled": "yes"}}, "maintenance.enabled")]:
+        with pytest.raises(ConfigError) as e:
+            plan_from_mapping(raw, file="plan.toml")
+        assert f"[{key}]" in str(e.value) and "fix:" in str(e.value), str(e.value)
+    bad = tmp_path / "plan.toml"
+    bad.write_text("[manager\n")
+    with pytest.raises(ConfigError) as e:
+        load_plan(bad)
+    assert "not valid TOML" in str(e.value)
+    assert parse_duration("10m", file=None, key="k") == 600 and parse_duration(5, file=None, key="k") == 5
+
+
+def test_secret_never_prints() -> None:
+    s = Secret("hunter22")
+    assert str(s) == repr(s).replace("Secret('", "").replace("')", "") == MASK
+    assert f"{s}" == MASK and s.reveal() == "hunter22"
+    with pytest.raises(TypeError):
+        __import__("pickle").dumps(s)
+
+
+def test_redactor_scrubs_encodings() -> None:
+    import base64
+
+    r = Redactor([Secret("hunter22")])
+    r.add("s3cr3t-pw", user="admin")
+    text = ("pw hunter22 / " + base64.b64encode(b"admin:s3cr3t-pw").decode() + " / Authorization: Bearer abc.def"
+            " / https://admin:s3cr3t-pw@h/x")
+    out = r(text)
+    assert "hunter22" not in out and "s3cr3t-pw" not in out and "abc.def" not in out
+    assert "YWRtaW46czNjcjN0LXB3" not in out
+    assert r.redact_obj({"password": "x", "nested": ["hunter22"]}) == {"password": MASK, "nested": [MASK]}
+
+
+def test_vault_seals_secret_keys(tmp_path: Path) -> None:
+    v = Vault(tmp_path / "k" / "seal.key")
+    tree = {"config/docker/registry/cr/password": "pw-123", "config/docker/registry/cr/username": "admin",
+            "x": [{"password": "pw-456"}]}
+    sealed = v.seal_tree(tree)
+    assert "pw-123" not in json.dumps(sealed) and "pw-456" not in json.dumps(sealed)
+    assert sealed["config/docker/registry/cr/username"] == "admin"
+    assert v.unseal_tree(sealed) == tree
+    assert (tmp_path / "k" / "seal.key").stat().st_mode & 0o777 == 0o600
+    other = Vault(tmp_path / "other.key")
+    other.seal("x")
+    with pytest.raises(Exception, match="seal key"):
+        other.unseal(sealed["config/docker/registry/cr/password"])
+
+
+def test_state_is_atomic_private_and_secret_free(tmp_path: Path) -> None:
+    store = StateStore(tmp_path / "state", vault=Vault(tmp_path / "seal.key"),
+                       redactor=Redactor([Secret("db-pass-999")]))
+    st = RunState.new("local", ["a", "b"], plan_source=None, dry_run=False)
+    st.step("a").backup = {"etcd": {"items": {"config/docker/registry/r/password": "reg-pass-777"}}}
+    st.step("a").error = "connect failed with db-pass-999"
+    store.save(st)
+    text = store.path.read_text()
+    assert "reg-pass-777" not in text and "db-pass-999" not in text
+    assert store.path.stat().st_mode & 0o777 == 0o600 and store.dir.stat().st_mode & 0o777 == 0o700
+    back = store.load()
+    assert back is not None
+    assert back.step("a").backup == {"etcd": {"items": {"config/docker/registry/r/password": "reg-pass-777"}}}
+    assert [p for p in os.listdir(store.dir) if p.endswith(".tmp")] == []

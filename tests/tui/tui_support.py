@@ -1,0 +1,106 @@
+"""Helpers for the wizard's tests: the cluster's end state read back without the UI (etcd,
+PostgreSQL, the agents' Docker daemons, the manager), and the masking that keeps snapshots
+stable across sandboxes (see conftest.py for why)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import aiodocker
+import asyncpg
+import httpx
+
+from backends.config import HostPort
+from backends.etcd import EtcdStore
+from backends.sandbox.cluster import Sandbox
+from backends.sandbox.layout import SandboxInfo
+from backends.secrets import Secret
+from tui.app import MigrationApp
+
+SIZE = (120, 36)
+WizardFactory = Callable[..., MigrationApp]
+
+
+# -- the cluster's state, read without the wizard -----------------------------------------------
+
+def etcd_store(info: SandboxInfo) -> EtcdStore:
+    return EtcdStore(HostPort("127.0.0.1", info.ports.etcd), info.namespace, user=info.creds.etcd_user,
+                     password=Secret(info.creds.etcd_password))
+
+
+async def etcd_namespace(info: SandboxInfo) -> dict[str, str]:
+    async with etcd_store(info) as store:
+        return await store.get_flat("")
+
+
+async def domains(info: SandboxInfo) -> dict[str, list[str]]:
+    conn = await asyncpg.connect(info.pg_dsn())
+    try:
+        rows = await conn.fetch("SELECT name, allowed_docker_registries FROM domains ORDER BY name")
+    finally:
+        await conn.close()
+    return {r["name"]: list(r["allowed_docker_registries"] or []) for r in rows}
+
+
+async def agent_images(info: SandboxInfo) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for a in info.agents:
+        docker = aiodocker.Docker(url=a.docker_url)
+        try:
+            out[a.id] = {t: img["Id"] for img in await docker.images.list() for t in (img.get("RepoTags") or [])
+                         if t != "<none>:<none>"}
+        finally:
+            await docker.close()
+    return out
+
+
+async def manager_up(info: SandboxInfo) -> bool:
+    try:
+        async with httpx.AsyncClient(timeout=3.0) as c:
+            return (await c.get(info.manager_url)).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+async def end_state(info: SandboxInfo) -> dict[str, Any]:
+    return {"etcd": await etcd_namespace(info), "domains": await domains(info),
+            "agents": await agent_images(info), "manager_up": await manager_up(info)}
+
+
+def differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
+    out = []
+    for k in sorted(set(a["etcd"]) | set(b["etcd"])):
+        if a["etcd"].get(k) != b["etcd"].get(k):
+            out.append(f"etcd {k}: {a['etcd'].get(k)!r} != {b['etcd'].get(k)!r}")
+    if a["domains"] != b["domains"]:
+        out.append(f"domains {a['domains']} != {b['domains']}")
+    for agent in sorted(set(a["agents"]) | set(b["agents"])):
+        mine, theirs = a["agents"].get(agent, {}), b["agents"].get(agent, {})
+        if mine != theirs:
+            out.append(f"agent {agent}: {sorted(set(mine.items()) ^ set(theirs.items()))}")
+    if a["manager_up"] != b["manager_up"]:
+        out.append(f"manager up {a['manager_up']} != {b['manager_up']}")
+    return out
+
+
+def end_sessions(info: SandboxInfo) -> int:
+    return Sandbox(info.path).end_sessions()
+
+
+# -- snapshots -------------------------------------------------------------------------------------
+
+_MASKS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
+    (re.compile(r"127\.0\.0\.1:(\d+)"), lambda m: "127.0.0.1:" + "0" * len(m.group(1))),
+    (re.compile(r"/tmp/bairm-[0-9a-f]{8}"), lambda m: "/tmp/bairm-00000000"),
+    (re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}"), lambda m: "YYYYMMDD-hhmmss-xxxxxx"),
+)
+
+
+def stable_svg(svg: str) -> str:
+    for pattern, repl in _MASKS:
+        svg = pattern.sub(repl, svg)
+    return svg
+
+

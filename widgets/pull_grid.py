@@ -241,7 +241,12 @@ class PullGrid(ScrollView, can_focus=True, inherit_bindings=False):
 
     def update_cell(self, agent: str, image: str, state: str, *, done: int = 0, total: int = 0,
                     message: str = "") -> None:
-        """Record one progress event. O(1), never renders: the timer redraws dirty rows."""
+        """Record one progress event. O(1), never renders: the timer redraws dirty rows.
+
+        Call it on the event loop (from a thread: `app.call_from_thread(grid.update_many, batch)`).
+        An agent or image that is not in the matrix is ignored and counted in `unknown_updates`,
+        so a stray engine event cannot take the wizard down mid-pull.
+        """
         r = self._agent_index.get(agent)
         c = self._image_index.get(image)
         if r is None or c is None:

@@ -51,9 +51,10 @@ class RunOptions:
 class Printer:
     """Events to plain lines. Pull progress is printed only when a cell finishes."""
 
-    def __init__(self, out: TextIO = sys.stdout, *, verbose: bool = False) -> None:
+    def __init__(self, out: TextIO = sys.stdout, *, verbose: bool = False, dry_run: bool = False) -> None:
         self.out = out
         self.verbose = verbose
+        self.dry_run = dry_run
         self._last_progress = 0.0
 
     def __call__(self, e: Event) -> None:
@@ -78,7 +79,8 @@ class Printer:
                 lines.append(f"[{e.step}]           $ {c['command']}")
             return "\n".join(lines)
         if isinstance(e, ChangeApplied):
-            return f"[{e.step}]   applied {e.action} {e.target}"
+            verb = "would apply" if self.dry_run else "applied"
+            return f"[{e.step}]   {verb} {e.action} {e.target}"
         if isinstance(e, Progress):
             if e.phase in ("phase", "summary", "wait"):
                 return f"[{e.step}]   {e.message}"
@@ -129,7 +131,7 @@ async def run(opts: RunOptions, out: TextIO = sys.stdout) -> int:
         print("bai-registry-migrate run: refusing to write without --yes (use --dry-run to see the plan)", file=out)
         return EXIT_USAGE
     selected = _select(opts.steps)
-    printer = Printer(out)
+    printer = Printer(out, dry_run=opts.dry_run)
     try:
         engine = await _open(opts, [printer])
     except MigrateError as e:

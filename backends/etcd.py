@@ -419,16 +419,30 @@ class EtcdStore:
         return len(batches)
 
     async def write_concurrently(self, puts: Mapping[str, str], *, parallel: int = 4) -> int:
-        """Bulk puts with several transactions in flight: for large, idempotent image-key writes."""
+        """Bulk puts with several transactions in flight: for large, idempotent image-key writes.
+
+        After the first failed transaction no further one is sent, and this returns (raises)
+        only once every transaction in flight has finished: a caller that restores a backup
+        after the error must not race writes still queued behind it (tests/faults).
+        """
         items = list(puts.items())
         batches = list(_chunks(items, self.max_txn_ops))
         sem = asyncio.Semaphore(parallel)
+        failed: list[BaseException] = []
 
         async def one(batch: list[tuple[str, str]]) -> None:
             async with sem:
-                await self.write(dict(batch))
+                if failed:
+                    return
+                try:
+                    await self.write(dict(batch))
+                except BaseException as e:
+                    failed.append(e)
+                    raise
 
-        await asyncio.gather(*(one(b) for b in batches))
+        await asyncio.gather(*(one(b) for b in batches), return_exceptions=True)
+        if failed:
+            raise failed[0]
         return len(batches)
 
     async def delete(self, key: str) -> None:

@@ -4,17 +4,15 @@ The sandbox lives in `$BAIRM_BENCH_DIR` (default /tmp/bairm-bench), apart from t
 the tests' sandboxes, so a benchmark never disturbs them (nor they it). It is brought up on
 first use and stopped at the end if this run started it; its data is kept, so a second
 `make bench` starts in seconds and pushes nothing again. Benchmark-specific processes (a
-dedicated Harbor stand-in, its registry, the latency proxy) are `Proc`s under the same
-directory, stopped by pid when the benchmark ends.
+dedicated Harbor stand-in, registries) are `Proc`s under the same directory, stopped by pid
+when the benchmark ends; the latency proxy runs in the benchmark's own event loop.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import backends  # noqa: F401  (pure-python protobuf runtime before etcd3)
@@ -22,7 +20,7 @@ from backends.config import HostPort
 from backends.etcd import EtcdStore
 from backends.sandbox.cluster import Sandbox
 from backends.sandbox.layout import SandboxInfo, free_port
-from backends.sandbox.procs import Proc, port_open, wait_until
+from backends.sandbox.procs import Proc, ServiceError, port_open, wait_until
 from backends.secrets import Secret
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -57,8 +55,14 @@ class BenchEnv:
                 s["running"] for s in sb.status()["services"].values())
             if not running:
                 self.say(f"bringing up the bench sandbox in {self.path}")
-                sb.up(log=lambda *_a: None)
                 self._started_sandbox = True
+                try:
+                    sb.up(log=lambda *_a: None)
+                except ServiceError as e:
+                    # On a loaded machine a just-started etcd can miss etcdctl's deadline in
+                    # `enable_etcd_auth`; `up` is idempotent, so one more try starts what is left.
+                    self.say(f"sandbox up failed ({str(e).splitlines()[0][:120]}); trying once more")
+                    sb.up(log=lambda *_a: None)
             self._sandbox = sb
         return self._sandbox
 
@@ -72,9 +76,10 @@ class BenchEnv:
                          password=Secret(info.creds.etcd_password))
 
     def close(self) -> None:
-        if self._sandbox is not None and self._started_sandbox:
+        if self._started_sandbox:    # also after a failed `up`: stop whatever it started
             self.say("stopping the bench sandbox (data kept)")
-            self._sandbox.down(log=lambda *_a: None)
+            (self._sandbox or Sandbox(self.path)).down(log=lambda *_a: None)
+            self._started_sandbox = False
         self._sandbox = None
 
     # -- helper processes ---------------------------------------------------------------
@@ -89,19 +94,10 @@ class BenchEnv:
         return proc
 
 
-@contextlib.contextmanager
-def stopping(*procs: Proc) -> Iterator[None]:
-    try:
-        yield
-    finally:
-        for p in procs:
-            p.stop(timeout=10)
-
-
 def python_run(args: list[str], *, env: dict[str, str] | None = None, timeout: float = 300,
                cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(args, capture_output=True, text=True, timeout=timeout, cwd=cwd or REPO_ROOT,
                           env={**os.environ, **(env or {})})
 
 
-__all__ = ["REPO_ROOT", "BenchEnv", "bench_dir", "free_port", "python_run", "stopping", "venv_bin"]
+__all__ = ["REPO_ROOT", "BenchEnv", "bench_dir", "free_port", "python_run", "venv_bin"]

@@ -77,7 +77,6 @@ async def baseline_write(client: Any, executor: ThreadPoolExecutor, namespace: s
 
 
 async def run(env: BenchEnv) -> dict[str, Any]:
-    env.sandbox()
     keys = image_keys()
     admin = env.etcd("bench-admin")
     await admin.connect()
@@ -138,4 +137,5 @@ async def run(env: BenchEnv) -> dict[str, Any]:
 
 
 def main(env: BenchEnv) -> dict[str, Any]:
+    env.sandbox()    # before the loop: Sandbox.up() runs its own asyncio.run()
     return asyncio.run(run(env))

@@ -14,6 +14,8 @@ The baseline is `backend.ai mgr etcd rescan-images cr.backend.ai` of 20.9.29 (te
 finds it: $BAIRM_ORACLE or .venv-oracle). Ours is `python -m bench.rescan_ours`: the engine's
 `scan_registry` + `EtcdStore.write_concurrently` in a fresh interpreter. Requests are counted
 from the stand-in's request log per run; both runs' `images/` keys and values are compared.
+`*_cpu` are the CPU seconds of each side's process, `server_cpu_*` those of the stand-in and its
+registry while serving that side: on the sandbox they run on the same CPUs as the scanners.
 
 If the oracle's grpcio cannot authenticate to etcd (python-etcd3 issue #1876, see
 tests/oracle.py), both sides use a private etcd without auth instead; the line says so.
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import resource
 import secrets
 import sys
 from collections import Counter
@@ -66,6 +70,12 @@ LABELS = {
     "ai.backend.resource.min.mem": "256m",
 }
 HARBOR_USER = "admin"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def items() -> list[tuple[str, str, dict[str, str]]]:
@@ -97,6 +107,7 @@ class Rig:
         self.procs.append(reg)
         self.standin_port, self.proxy_port = free_port(), free_port()
         self.log_path = self.root / "harbor-requests.jsonl"
+        self.log_path.unlink(missing_ok=True)    # counts are per run; do not grow it forever
         cfg = {
             "listen": {"host": "127.0.0.1", "port": self.standin_port},
             "external_url": f"http://127.0.0.1:{self.proxy_port}",
@@ -149,6 +160,20 @@ class Rig:
         return EtcdStore(HostPort("127.0.0.1", self.etcd_port), namespace, user=self.etcd_user,
                          password=Secret(self.etcd_password) if self.etcd_password else None)
 
+    def server_cpu(self) -> float:
+        """CPU seconds used so far by the stand-in and its registry (both share this machine's CPUs)."""
+        total = 0
+        for p in self.procs:
+            pid = p.pid()
+            if pid is None or p.name.endswith("etcd"):
+                continue
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])
+        return total / CLK_TCK
+
     def log_offset(self) -> int:
         return self.log_path.stat().st_size if self.log_path.exists() else 0
 
@@ -180,7 +205,6 @@ def _kinds(c: Counter[str]) -> str:
 
 async def run(env: BenchEnv) -> dict[str, Any]:
     exe = find_oracle()
-    env.sandbox()
     info = env.info
     try:
         Oracle.create(etcd_port=info.ports.etcd, namespace="probe", etcd_user=info.creds.etcd_user,
@@ -208,6 +232,7 @@ async def run(env: BenchEnv) -> dict[str, Any]:
 
 async def _measure(env: BenchEnv, rig: Rig, exe: Path) -> dict[str, Any]:
     ours, base = Samples(), Samples()
+    cpu_ours, cpu_base, srv_ours, srv_base = Samples(), Samples(), Samples(), Samples()
     req_ours: Counter[str] = Counter()
     req_base: Counter[str] = Counter()
     same = True
@@ -220,10 +245,12 @@ async def _measure(env: BenchEnv, rig: Rig, exe: Path) -> dict[str, Any]:
                                etcd_password=rig.etcd_password, exe=exe)
         try:
             await _prepare_namespace(rig, ns)
-            off = rig.log_offset()
+            off, c0, s0 = rig.log_offset(), children_cpu(), rig.server_cpu()
             with Stopwatch() as sw:
                 await asyncio.to_thread(oracle.rescan_images, REGISTRY)
             base.add(sw.seconds)
+            cpu_base.add(children_cpu() - c0)
+            srv_base.add(rig.server_cpu() - s0)
             req_base = rig.requests_since(off)
             keys_base = await _images(rig, ns)
         finally:
@@ -237,13 +264,15 @@ async def _measure(env: BenchEnv, rig: Rig, exe: Path) -> dict[str, Any]:
         toml.chmod(0o600)
         try:
             await _prepare_namespace(rig, ns)
-            off = rig.log_offset()
+            off, c0, s0 = rig.log_offset(), children_cpu(), rig.server_cpu()
             with Stopwatch() as sw:
                 r = await asyncio.to_thread(python_run, [sys.executable, "-m", "bench.rescan_ours",
                                                          "--config", str(toml), REGISTRY])
             if r.returncode != 0:
                 raise RuntimeError(f"bench.rescan_ours failed ({r.returncode}): {r.stderr.strip()[-600:]}")
             ours.add(sw.seconds)
+            cpu_ours.add(children_cpu() - c0)
+            srv_ours.add(rig.server_cpu() - s0)
             req_ours = rig.requests_since(off)
             keys_ours = await _images(rig, ns)
         finally:
@@ -258,6 +287,9 @@ async def _measure(env: BenchEnv, rig: Rig, exe: Path) -> dict[str, Any]:
         "images": REPOS * TAGS, "keys": written, "same_keys": same, "latency_ms": int(DELAY_MS),
         "requests_ours": sum(req_ours.values()), "requests_baseline": sum(req_base.values()),
         "ours_by_kind": _kinds(req_ours), "baseline_by_kind": _kinds(req_base),
+        # CPU seconds (medians): the client process, and the stand-in + registry serving it.
+        "ours_cpu": cpu_ours.median, "baseline_cpu": cpu_base.median,
+        "server_cpu_ours": srv_ours.median, "server_cpu_baseline": srv_base.median,
         "ours_via": "python_-m_bench.rescan_ours(scan_registry+write_concurrently)",
         "etcd": rig.etcd_kind, "target": "10x",
     })
@@ -265,4 +297,5 @@ async def _measure(env: BenchEnv, rig: Rig, exe: Path) -> dict[str, Any]:
 
 
 def main(env: BenchEnv) -> dict[str, Any]:
+    env.sandbox()    # before the loop: Sandbox.up() runs its own asyncio.run()
     return asyncio.run(run(env))

@@ -62,6 +62,14 @@ def start_etcd(proc: Proc, data_dir: Path, port: int, peer_port: int) -> None:
     ], marker=str(data_dir))
     wait_until(lambda: port_open(port), timeout=15, what="etcd", proc=proc)
 
+    def answers() -> bool:
+        # A listening port is not a serving etcd: right after start (or on a loaded machine)
+        # the first requests time out. "user name is empty" means auth is on: it answers.
+        r = etcdctl(port, "get", "/bairm-ready-probe", check=False)
+        return r.returncode == 0 or "user name is empty" in r.stderr
+
+    wait_until(answers, timeout=30, what="etcd (first request)", proc=proc, interval=0.1)
+
 
 def enable_etcd_auth(port: int, user: str, password: str) -> None:
     """Creates the root user and turns auth on, once; later calls see auth already on."""

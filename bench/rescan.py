@@ -111,7 +111,8 @@ class Rig:
         cfg = {
             "listen": {"host": "127.0.0.1", "port": self.standin_port},
             "external_url": f"http://127.0.0.1:{self.proxy_port}",
-            "upstream": {"url": f"http://127.0.0.1:{self.registry_port}"},
+            "upstream": {"url": f"http://127.0.0.1:{self.registry_port}",
+                         "storage": str(self.root / "registry" / "data")},
             "users": {HARBOR_USER: self.password},
             "projects": {PROJECT: {"public": True}},
             "request_log": str(self.log_path),

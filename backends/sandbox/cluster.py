@@ -112,7 +112,7 @@ class Sandbox:
             "host": "127.0.0.1",
             "port": info.ports.harbor,
             "external_url": info.harbor_url,
-            "upstream": info.upstream_url,
+            "upstream": {"url": info.upstream_url, "storage": str(self.path / "harbor-upstream" / "data")},
             "users": {info.creds.harbor_user: info.creds.harbor_password},
             "projects": {name: {"public": True} for name in info.projects},
             "request_log": str(self.path / "logs" / "harbor-requests.jsonl"),

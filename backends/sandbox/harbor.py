@@ -90,7 +90,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def make_app(cfg: HarborConfig) -> web.Application:
     auth = Auth(cfg)
     upstream = Upstream(cfg.upstream, aiohttp.BasicAuth(cfg.upstream_user, cfg.upstream_password or "")
-                        if cfg.upstream_user else None)
+                        if cfg.upstream_user else None, storage=cfg.upstream_storage)
     api = HarborAPI(cfg, auth, upstream)
     front = RegistryFront(cfg, auth, upstream)
     log = RequestLog(cfg.request_log)

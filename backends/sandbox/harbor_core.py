@@ -85,6 +85,10 @@ class HarborConfig:
     external_url: str = ""
     upstream_user: str | None = None
     upstream_password: str | None = None
+    # The upstream registry's filesystem root (distribution's `rootdirectory`). Real Harbor knows
+    # every tag's digest from its database; with this, the stand-in reads the registry's own tag
+    # links instead of a HEAD per tag, so a scan measures the scanner, not the stand-in.
+    upstream_storage: str | None = None
     users: dict[str, str] = field(default_factory=dict)
     admins: list[str] = field(default_factory=lambda: ["admin"])
     robots: dict[str, str] = field(default_factory=dict)
@@ -120,6 +124,7 @@ class HarborConfig:
         cfg = cls(port=port, host=host, upstream=str(up["url"]).rstrip("/"),
                   external_url=str(raw.get("external_url") or f"http://127.0.0.1:{port}").rstrip("/"),
                   upstream_user=up.get("username"), upstream_password=up.get("password"),
+                  upstream_storage=up.get("storage"),
                   users=dict(raw.get("users") or {}), admins=list(raw.get("admins", ["admin"])),
                   robots=dict(raw.get("robots") or {}), projects=projects,
                   request_log=raw.get("request_log"), switches=switches)
@@ -134,6 +139,8 @@ class HarborConfig:
         up: dict[str, Any] = {"url": self.upstream}
         if self.upstream_user is not None:
             up |= {"username": self.upstream_user, "password": self.upstream_password}
+        if self.upstream_storage is not None:
+            up["storage"] = self.upstream_storage
         return {"listen": {"host": self.host, "port": self.port}, "external_url": self.external_url,
                 "upstream": up, "users": self.users, "admins": self.admins, "robots": self.robots,
                 "projects": {p.name: {"public": p.public} for p in self.projects.values()},

@@ -18,6 +18,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -66,8 +67,12 @@ class Artifact:
 class Upstream:
     """Talks to the real registry; ids and push times are invented once and kept stable."""
 
-    def __init__(self, url: str, auth: aiohttp.BasicAuth | None = None, concurrency: int = 16) -> None:
+    def __init__(self, url: str, auth: aiohttp.BasicAuth | None = None, concurrency: int = 16,
+                 storage: str | None = None) -> None:
         self.url = url.rstrip("/")
+        # distribution's filesystem layout: repositories/<name>/_manifests/tags/<tag>/current/link
+        root = Path(storage) / "docker" / "registry" / "v2" / "repositories" if storage else None
+        self._repos_root = root if root is not None and root.is_dir() else None
         self.auth = auth
         self.session: aiohttp.ClientSession | None = None
         self._sem = asyncio.Semaphore(concurrency)
@@ -134,8 +139,18 @@ class Upstream:
             path, params = url.path, dict(url.query)
         return names
 
+    def _tags_dir(self, repo: str) -> Path | None:
+        if self._repos_root is None or ".." in repo.split("/"):
+            return None
+        return self._repos_root / repo / "_manifests" / "tags"
+
     async def tags(self, repo: str) -> list[str] | None:
         """All tags (distribution 2.8 ignores `n`); None when the repository is unknown."""
+        tdir = self._tags_dir(repo)
+        if tdir is not None:
+            if not tdir.is_dir():
+                return None if not (self._repos_root / repo).is_dir() else []  # type: ignore[operator]
+            return sorted(t.name for t in tdir.iterdir() if (t / "current" / "link").is_file())
         status, data, _ = await self._get_json(f"/v2/{repo}/tags/list")
         if status == 404:
             return None
@@ -144,7 +159,15 @@ class Upstream:
         return sorted(set((data or {}).get("tags") or []))
 
     async def resolve(self, repo: str, tag: str) -> str | None:
-        """Tag -> digest the way Harbor does: HEAD with every manifest type accepted."""
+        """Tag -> digest, as Harbor knows it from its database: from the registry's tag link when
+        the storage is known, else a HEAD with every manifest type accepted."""
+        tdir = self._tags_dir(repo)
+        if tdir is not None and "/" not in tag and tag not in (".", ".."):
+            try:
+                link = (tdir / tag / "current" / "link").read_text().strip()
+                return link if link.startswith("sha256:") else None
+            except OSError:
+                return None
         async with self._sem, self.request("HEAD", f"/v2/{repo}/manifests/{tag}",
                                             headers={"Accept": ALL_MANIFESTS}) as r:
             if r.status != 200:

@@ -517,7 +517,7 @@ class Database:
         except (OSError, asyncpg.InterfaceError, TimeoutError) as e:
             raise ConnectError(f"lost the connection to {self.where} during the domain update "
                                f"({type(e).__name__}); the transaction was not committed",
-                               fix="check the database server, then re-run the step (nothing was written)") from None
+                               fix="check that the database server is up, then run the same command again (nothing was written)") from None
         return [_domain(r) for r in await self._fetch(SQL_DOMAINS_SOME, names, what="domains (read-back)")]
 
     async def snapshot_domains(self) -> DomainSnapshot:

@@ -251,7 +251,9 @@ class Engine:
         if st.status in ("verified", "skipped"):
             return st.status
         if st.status in ("applying", "applied") and st.plan is not None:
-            self.log(step_id, "info", f"resuming step {step_id} (was {st.status})")
+            # A warning, so a headless operator sees that an interrupted invocation is being finished.
+            self.log(step_id, "warning", f"resuming step {step_id} (was {st.status}): an earlier invocation "
+                                         "stopped inside it; continuing from its journal")
             if st.status == "applying":
                 await self.apply(step_id)
             v = await self.verify(step_id)

@@ -22,6 +22,7 @@ from .etcd import EtcdStore
 
 LOCK_ROOT = "/bai-registry-migrate/lock/"
 DEFAULT_TTL = 15
+RELEASE_RETRY = 3.0     # seconds a release keeps trying while etcd does not answer
 
 
 class LockHeld(GateError):
@@ -107,8 +108,18 @@ class ClusterLock:
             self._task = None
         if self._lease is not None:
             lease, self._lease = self._lease, None
-            with contextlib.suppress(Exception):
-                await self.store._run(lambda c: c.revoke_lease(lease.id))
+            # etcd may have just come back from an outage that failed the run (its client
+            # reconnects with a backoff of about a second): retry briefly rather than leave the
+            # next run refused for a whole lease time.
+            deadline = time.monotonic() + RELEASE_RETRY
+            while True:
+                try:
+                    await self.store._run(lambda c: c.revoke_lease(lease.id))
+                    return
+                except Exception:  # noqa: BLE001 - the lease expires by itself in the end
+                    if time.monotonic() >= deadline:
+                        return
+                    await asyncio.sleep(0.25)
 
     async def __aenter__(self) -> ClusterLock:
         await self.acquire()

@@ -150,7 +150,7 @@ class ManagerControl:
         rc, out = await self._run(self.stop_argv, "stop")
         if rc != 0:
             raise MigrateError(f"the manager stop command exited with {rc}: {out[-300:] or '(no output)'}",
-                               fix="stop the manager by hand, then retry the step; nothing was written")
+                               fix="check [manager] stop in the plan (or stop the manager by hand), then run the same command again; nothing was written")
         if not await self._wait(up=False):
             raise MigrateError(f"the manager still answers at {self.url} {self.timeout:g}s after the stop command",
                                fix="check that [manager] stop really stops this manager; nothing was written")

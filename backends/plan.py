@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .registry_doc import valid_registry_name
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -227,9 +228,10 @@ def plan_from_mapping(raw: Mapping[str, Any], *, file: str | None = None) -> Pla
         raise m.fail("url", f"{manager.url!r} is not an http(s) URL", 'write e.g. url = "http://127.0.0.1:8081"')
 
     a = _Reader(top.table("agents"), "agents", file)
-    agents = AgentsPlan(docker_url=a.str_("docker_url", AgentsPlan.docker_url) or AgentsPlan.docker_url,
+    agents = AgentsPlan(docker_url=a.str_("docker_url", AgentsPlan.docker_url) or "",
                         architecture=a.str_("architecture", None), tls_ca=a.str_("tls_ca", None),
                         tls_cert=a.str_("tls_cert", None), tls_key=a.str_("tls_key", None))
+    _check_docker_url(agents.docker_url, file)
     if agents.architecture is not None and agents.architecture not in ("x86_64", "aarch64"):
         raise a.fail("architecture", f"{agents.architecture!r} is not an architecture Backend.AI knows",
                      'use "x86_64" or "aarch64", or leave it out to ask the agents')
@@ -247,6 +249,14 @@ def plan_from_mapping(raw: Mapping[str, Any], *, file: str | None = None) -> Pla
         timeout=parse_duration(p.data.get("timeout", pd.timeout), file=file, key="prepull.timeout"),
     )
 
+    example = f"{target_name}/stable/python:3.9-ubuntu20.04"
+    for i, ref in enumerate(prepull.images):
+        why = reference_problem(ref, [target_name])
+        if why:
+            raise ConfigError(f"entry {i + 1} {_shown(ref)} {why} (rule: a full image reference "
+                              "registry/project/name:tag)", file=file, key="prepull.images",
+                              fix=f'write e.g. images = ["{example}"]')
+
     al = _Reader(top.table("aliases"), "aliases", file)
     overrides_raw = al.table("overrides")
     overrides: dict[str, str] = {}
@@ -254,6 +264,15 @@ def plan_from_mapping(raw: Mapping[str, Any], *, file: str | None = None) -> Pla
         if not isinstance(v, str) or not v.strip():
             raise ConfigError(f"target of alias {k!r} must be a non-empty string", file=file,
                               key=f"aliases.overrides.{k}", fix='write e.g. python = "cr.backend.ai/stable/python:3.9"')
+        if not k.strip() or any(not c.isprintable() for c in k):
+            raise ConfigError(f"alias name {k!r} is empty or has control characters (rule: the name of an "
+                              "existing alias)", file=file, key="aliases.overrides",
+                              fix=f'write the alias as Backend.AI lists it, e.g. python = "{example}"')
+        why = reference_problem(v, [target_name])
+        if why:
+            raise ConfigError(f"target {_shown(v)} of alias {k!r} {why} (rule: an override target is a full "
+                              "image reference registry/project/name:tag)", file=file,
+                              key=f"aliases.overrides.{k}", fix=f'write e.g. "{k}" = "{example}"')
         overrides[k] = v
     aliases = AliasesPlan(overrides=overrides, skip=al.str_list("skip", []), remove=al.str_list("remove", []))
     for name in aliases.remove:
@@ -271,6 +290,16 @@ def plan_from_mapping(raw: Mapping[str, Any], *, file: str | None = None) -> Pla
         domains[k] = list(v)
     allowlists = AllowlistsPlan(add=w.str_list("add", []), remove=w.str_list("remove", ["index.docker.io"]),
                                 domains=domains)
+    for key, entries in [("allowlists.add", allowlists.add), ("allowlists.remove", allowlists.remove),
+                         *((f"allowlists.domains.{k}", v) for k, v in domains.items())]:
+        for x in entries:
+            why = valid_registry_name(x)
+            if why:
+                # The domains table stores what session creation compares `image_ref.registry`
+                # with: a quoted, comma-joined or URL-shaped entry silently matches nothing.
+                raise ConfigError(f"entry {_shown(x)} {why} (rule: an allowlist entry is a registry name, "
+                                  "host[:port], as in the registry JSON)", file=file, key=key,
+                                  fix=f'write one registry per string, e.g. ["{target_name}"]')
 
     c = _Reader(top.table("cleanup"), "cleanup", file)
     cleanup = CleanupPlan(
@@ -283,6 +312,61 @@ def plan_from_mapping(raw: Mapping[str, Any], *, file: str | None = None) -> Pla
     return Plan(target=target_name, registry_json=registry_json, manager=manager, agents=agents,
                 maintenance=maintenance, prepull=prepull, aliases=aliases, allowlists=allowlists,
                 cleanup=cleanup, agent_cleanup=agent_cleanup, source=file)
+
+
+_PATH_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")   # distribution/reference
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def _shown(value: str, limit: int = 60) -> str:
+    """A value as an error message shows it: repr'd, and cut short when it is very long."""
+    return repr(value) if len(value) <= limit else f"{value[:limit]!r}... ({len(value)} characters)"
+
+
+def reference_problem(ref: str, known_registries: list[str]) -> str | None:
+    """None if `ref` is an image reference Docker and Backend.AI 20.09 both accept; else why not.
+
+    20.09's own parser (images.parse_ref) is lenient: it takes spaces, upper case and shell
+    characters as part of a name and fails only when a session starts. Docker's grammar
+    (distribution/reference) is the stricter half of the check.
+    """
+    from .images import parse_ref
+
+    if not ref or ref != ref.strip() or any(c.isspace() or not c.isprintable() for c in ref):
+        return "is empty or contains spaces or control characters"
+    if not ref.isascii():
+        return "contains non-ASCII characters"
+    if "@" in ref:
+        return "carries a digest; aliases and pre-pulls name a tag"
+    try:
+        parse_ref(ref, known_registries)
+    except ValueError as e:
+        return f"does not parse as Backend.AI 20.09 parses it ({e})"
+    name, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
+    if not _TAG.match(tag):
+        return f"has an invalid tag {tag!r}"
+    parts = name.split("/")
+    if len(parts) > 1 and ("." in parts[0] or ":" in parts[0] or parts[0] == "localhost"):
+        why = valid_registry_name(parts[0])
+        if why:
+            return f"has a registry part {parts[0]!r} that {why}"
+        parts = parts[1:]
+    bad = next((p for p in parts if not _PATH_COMPONENT.match(p)), None)
+    if bad is not None:
+        return f"has an invalid repository component {bad!r} (lowercase letters, digits and . _ - only)"
+    if len(name) > 255:
+        return "has a repository name longer than 255 characters"
+    return None
+
+
+def _check_docker_url(template: str, file: str | None) -> None:
+    from .docker import check_template
+
+    try:
+        check_template(template, key="agents.docker_url")
+    except ConfigError as e:
+        raise ConfigError(e.message.removeprefix("[agents.docker_url] "), file=file, key="agents.docker_url",
+                          fix=e.fix) from None
 
 
 def load_plan(path: str | Path | None) -> Plan:

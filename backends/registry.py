@@ -429,9 +429,14 @@ class RegistryClient:
         if resp is not None:
             err = self._error_from(resp, method)
             what = "rate limited (429)" if resp.status_code == 429 else f"HTTP {resp.status_code}"
+            fix = ("the registry is rate-limiting this host: wait a few minutes (or raise its rate limit), "
+                   "then run the same command again" if resp.status_code == 429 else
+                   "the registry keeps failing on its side: check its health (Harbor's core and registry "
+                   "logs), then run the same command again")
             raise RegistryUnavailable(f"{method} {self._safe(full)}: {what} after {self.attempts} attempts"
                                       f"{': ' + err.detail if err.detail else ''}",
-                                      status=resp.status_code, code=err.code, detail=err.detail, url=self._safe(full))
+                                      status=resp.status_code, code=err.code, detail=err.detail, url=self._safe(full),
+                                      fix=fix)
         reason = type(last_exc).__name__ if last_exc else "no response"
         text = self._safe(str(last_exc)) if last_exc and str(last_exc) else ""
         raise RegistryUnavailable(f"{method} {self._safe(full)}: {reason}{' (' + text + ')' if text else ''} "

@@ -90,6 +90,8 @@ def valid_registry_name(name: str) -> str | None:
         return "contains spaces"
     if "://" in name or "/" in name:
         return "must be a host name with an optional port, not a URL or path"
+    if len(name) > 253 + len(":65535"):   # a DNS name has at most 253 characters, then the port
+        return f"is {len(name)} characters long (a host name has at most 253)"
     host, port = name, None
     if name.startswith("["):
         end = name.find("]")

@@ -28,10 +28,12 @@ from .events import (
     Progress,
     PullProgress,
     RunFinished,
+    RunStarted,
     StepStatus,
     VerifyResult,
 )
-from .plan import load_plan
+from .plan import Plan, load_plan
+from .registry_doc import validate
 from .steps import STEP_ORDER
 
 
@@ -51,8 +53,8 @@ class RunOptions:
 class Printer:
     """Events to plain lines. Pull progress is printed only when a cell finishes."""
 
-    def __init__(self, out: TextIO = sys.stdout, *, verbose: bool = False, dry_run: bool = False) -> None:
-        self.out = out
+    def __init__(self, out: TextIO | None = None, *, verbose: bool = False, dry_run: bool = False) -> None:
+        self.out = out or sys.stdout
         self.verbose = verbose
         self.dry_run = dry_run
         self._last_progress = 0.0
@@ -63,6 +65,11 @@ class Printer:
             print(line, file=self.out, flush=True)
 
     def render(self, e: Event) -> str | None:
+        if isinstance(e, RunStarted):
+            if e.resumed:
+                return (f"resuming run {e.run_id}: verified steps are kept, an interrupted or failed step "
+                        "continues from its journal")
+            return None
         if isinstance(e, StepStatus):
             return f"[{e.step}] {e.status}" + (f": {e.message}" if e.message else "")
         if isinstance(e, FindingEvent):
@@ -115,9 +122,28 @@ def _select(steps: Sequence[str] | None) -> list[str]:
     return [s for s in STEP_ORDER if s in steps]
 
 
+def check_registry_json(plan: Plan) -> None:
+    """Refuses an invalid registry JSON before anything is written.
+
+    The wizard lets the operator correct the document in its editor, so the engine checks it
+    only in the registry step; a headless run would by then have frozen the cluster
+    (maintenance), so it is refused up front, naming the field, the rule and the fix.
+    """
+    v = validate(plan.registry_json, target=plan.target)
+    if v.ok:
+        return
+    first = v.errors[0]
+    more = f" (+{len(v.errors) - 1} more)" if len(v.errors) > 1 else ""
+    where = "/".join(first.path) or "the document"
+    raise ConfigError(f"line {first.line}:{first.column}: {where}: {first.message} (rule: {first.rule}){more}",
+                      file=plan.source, key="registry.json", fix=first.fix)
+
+
 async def _open(opts: RunOptions, sinks: list, *, keep_finished: bool = False) -> Engine:
     settings = load_settings(opts.config)
     plan = load_plan(opts.plan)
+    if not keep_finished:
+        check_registry_json(plan)
     if opts.manager_version:
         plan.manager.version = opts.manager_version
     cluster = Cluster(settings, plan, dry_run=opts.dry_run)
@@ -126,7 +152,9 @@ async def _open(opts: RunOptions, sinks: list, *, keep_finished: bool = False) -
                              sinks=sinks, keep_finished=keep_finished)
 
 
-async def run(opts: RunOptions, out: TextIO = sys.stdout) -> int:
+async def run(opts: RunOptions, out: TextIO | None = None) -> int:
+    # sys.stdout as of the call, not of the import (an embedding program may have replaced it).
+    out = out or sys.stdout
     if not opts.yes and not opts.dry_run:
         print("bai-registry-migrate run: refusing to write without --yes (use --dry-run to see the plan)", file=out)
         return EXIT_USAGE
@@ -181,12 +209,13 @@ async def run(opts: RunOptions, out: TextIO = sys.stdout) -> int:
     return code
 
 
-async def plan_only(opts: RunOptions, out: TextIO = sys.stdout) -> int:
+async def plan_only(opts: RunOptions, out: TextIO | None = None) -> int:
     """Prints every planned change of every selected step, as a dry run does, writing nothing."""
     return await run(RunOptions(**{**opts.__dict__, "dry_run": True, "yes": False}), out)
 
 
-async def rollback(opts: RunOptions, out: TextIO = sys.stdout) -> int:
+async def rollback(opts: RunOptions, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
     selected = list(reversed(_select(opts.steps)))
     printer = Printer(out)
     try:

@@ -78,6 +78,9 @@ class AgentCleanupStep(Step):
             return row
 
         rows = list(await asyncio.gather(*(one(ep) for ep in eps)))
+        for r in rows:  # Docker lists images in no stable order: keep plans (and their diffs) stable
+            r["remove"].sort(key=lambda i: i["image"])
+            r["keep"].sort(key=lambda k: k["image"])
         for r in rows:
             if r["error"]:
                 findings.append(Finding("warning", "agent-unreachable", f"agent {r['agent']}: {r['error']}",

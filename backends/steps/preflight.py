@@ -73,6 +73,13 @@ class PreflightStep(Step):
             f.append(Finding("info", "registries", "configured: " + ", ".join(sorted(regs))))
         f.extend(await self._target_checks())
         f.extend(await self._agent_checks())
+        names = {d.name for d in await self.cluster.domains()}
+        for name in sorted(set(self.cluster.plan.allowlists.domains) - names):
+            # Caught here, before maintenance writes anything, not only in the allowlists step.
+            f.append(Finding("blocking", "unknown-domain",
+                             f"[allowlists.domains.{name}] the plan sets domain {name!r}, which does not exist "
+                             "(rule: only existing domains can be listed)",
+                             "remove it from [allowlists.domains] or correct its spelling"))
         live = await self.cluster.db.live_kernels(DOCKER_HUB)
         if live:
             f.append(Finding("info", "live-sessions",

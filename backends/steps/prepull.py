@@ -185,8 +185,16 @@ class PrepullStep(Step):
                 matrix[ep.agent_id][img] = "done"
                 self.emit(PullProgress(self.id, ep.agent_id, img, "done", message="done in an earlier attempt"))
                 return
-            have = await _present(docker, img)
+            try:
+                have = await _present(docker, img)
+            except MigrateError:
+                # The daemon went away (tests/faults/test_dockerd_kill.py): this cell fails after
+                # its pull retries below, like the others of this agent, and never takes the
+                # other agents' pulls down with it (gather would propagate it).
+                have = None
             if have is not None and (want is None or have == want):
+                if d.get("via"):
+                    await _drop_source_tag(docker, img.replace(self.cluster.plan.target, d["via"], 1), have)
                 matrix[ep.agent_id][img] = "done"
                 self.journal(key, "present")
                 self.emit(PullProgress(self.id, ep.agent_id, img, "done", message="already present"))
@@ -231,7 +239,7 @@ class PrepullStep(Step):
             return v
         eps = [AgentEndpoint.from_url(a["id"], a["url"], tls=tls_files(self)) for a in d["agents"]]
 
-        async def check(ep: AgentEndpoint) -> list[tuple[str, bool, str]]:
+        async def check(ep: AgentEndpoint) -> tuple[list[tuple[str, bool, str]], str | None]:
             try:
                 async with AgentDocker(ep) as docker:
                     rows = []
@@ -240,21 +248,36 @@ class PrepullStep(Step):
                         want = d["digests"].get(img)
                         ok = have is not None and (want is None or have == want)
                         rows.append((img, ok, "present" if ok else ("missing" if have is None else "wrong image")))
-                    return rows
+                    return rows, None
             except MigrateError as e:
-                return [(img, False, e.message) for img in d["images"]]
+                return [(img, False, "unknown") for img in d["images"]], e.message
 
         results = await asyncio.gather(*(check(ep) for ep in eps))
-        for ep, rows in zip(eps, results, strict=True):
-            bad = [f"{img} ({why})" for img, ok, why in rows if not ok]
-            v.add(f"agent {ep.agent_id} holds the essential images", not bad,
-                  "; ".join(bad) or f"{len(rows)} images present")
+        for ep, (rows, unreachable) in zip(eps, results, strict=True):
+            bad = [(img, why) for img, ok, why in rows if not ok]
+            if unreachable:
+                # One reason for all of them: say it once, so the verdict stays one readable line.
+                detail = f"{len(bad)} of {len(rows)} images unknown: {unreachable}"
+            else:
+                detail = "; ".join(f"{img} ({why})" for img, why in bad) or f"{len(rows)} images present"
+            v.add(f"agent {ep.agent_id} holds the essential images", not bad, detail)
         return v
 
 
 async def _present(docker: AgentDocker, ref: str) -> str | None:
     data = await docker.inspect(ref)
     return str(data.get("Id")) if data else None
+
+
+async def _drop_source_tag(docker: AgentDocker, source: str, image_id: str) -> None:
+    """A pull `via` another host tags the image twice for a moment (source, then target, then
+    the source tag is removed). A run or daemon killed in between leaves the source tag; the
+    next attempt finds the target present and removes that leftover if it is the same image."""
+    try:
+        if (await _present(docker, source)) == image_id:
+            await docker.remove(source)
+    except MigrateError:
+        pass   # cosmetic: the image the cluster uses is in place either way
 
 
 def _via(target: str, url: str) -> str | None:

@@ -11,17 +11,23 @@ the manager again, so the cluster is left in the old state, not half of the new 
 
 from __future__ import annotations
 
+import asyncio
 import shlex
+import time
 from typing import Any
 
-from ..errors import MigrateError
+from ..errors import ConnectError, MigrateError
 from ..etcd import REGISTRY_PREFIX, Snapshot, quote
 from ..events import ChangeApplied, PlannedChange
 from ..images import metadata_images
+from ..registry import RegistryError
 from ..registry_doc import Validation, registry_key
 from ..scanner import scan_registry
 from ..secrets import MASK, is_secret_key
 from .base import Finding, Step, StepPlan, Verification
+
+# How long a failed apply keeps trying to restore the backup while etcd does not answer.
+RESTORE_WAIT = 60.0
 
 
 def _shown(key: str, value: str | None) -> str | None:
@@ -99,8 +105,14 @@ class RegistryStep(Step):
                                          f"backend.ai mgr etcd delete {k}", note="not in the new document"))
         arch = await self._arch()
         self.progress("phase", f"scanning {target} ({entry.url}) for {arch} images")
-        result = await scan_registry(entry, architecture=arch,
-                                     on_progress=lambda msg, c: self.progress("scan", msg, **c))
+        try:
+            result = await scan_registry(entry, architecture=arch,
+                                         on_progress=lambda msg, c: self.progress("scan", msg, **c))
+        except RegistryError as e:
+            # The client's message names one request; say which operation failed and that the
+            # scan happens before anything is written (tests/faults/test_registry_faults.py).
+            raise MigrateError(f"the rescan of {target} at {entry.url} failed, nothing was written: {e.message}",
+                               fix=e.fix or "check the registry, then run the same command again") from e
         img_prefix = f"images/{quote(target)}/"
         current_imgs = await self.cluster.kv_flat(img_prefix)
         new_keys = {k: val for k, val in result.keys.items() if current_imgs.get(k) != val}
@@ -135,6 +147,12 @@ class RegistryStep(Step):
         dry = self.cluster.dry_run
         if not self.done("backup"):
             await self._backup()
+        if (not dry and self.done("manager-stopped") and not self.done("manager-started")
+                and await self.cluster.manager.is_up()):
+            # Someone started it after an earlier attempt (as a failure message may have told
+            # them to): never write the registry configuration under a running manager.
+            self.progress("phase", "the manager answers although this step had stopped it: stopping it again")
+            self._forget("manager-stopped")
         stopped_here = False
         try:
             if not self.done("manager-stopped"):
@@ -158,16 +176,24 @@ class RegistryStep(Step):
                     await self.cluster.etcd.write_concurrently(keys)
                 self.journal("images-written")
                 self._applied(plan, lambda c: c.target.startswith("etcd images/"))
+            if not self.done("manager-started"):
+                if not dry:
+                    self.progress("phase", "starting the manager")
+                    await self.cluster.manager.start()
+                self.journal("manager-started")
+                self._applied(plan, lambda c: c.target == "manager" and c.after == "running")
         except BaseException as e:
-            if stopped_here or (self.done("manager-stopped") and not self.done("manager-started") and not dry):
-                await self._recover(e)
+            # Any failure while the manager is down -- etcd dying between the config and the
+            # image writes, a manager that does not come back with the new configuration --
+            # puts the old configuration back before the manager is started again, so users
+            # never meet half of the new one (tests/faults/test_etcd_outage.py).
+            if not dry and (stopped_here or (self.done("manager-stopped") and not self.done("manager-started"))):
+                outcome, fix = await self._recover(e)
+                what = e.message if isinstance(e, MigrateError) else \
+                    f"{type(e).__name__}: {self.cluster.redactor(str(e))}"
+                if isinstance(e, Exception):
+                    raise MigrateError(f"while applying the registry step: {what}; {outcome}", fix=fix) from e
             raise
-        if not self.done("manager-started"):
-            if not dry:
-                self.progress("phase", "starting the manager")
-                await self.cluster.manager.start()
-            self.journal("manager-started")
-            self._applied(plan, lambda c: c.target == "manager" and c.after == "running")
         return {"images": len(d["images"]), "keys": len(d["image_puts"]) + len(d["config_puts"]),
                 "counters": d["counters"]}
 
@@ -176,21 +202,58 @@ class RegistryStep(Step):
             if which(c):
                 self.emit(ChangeApplied(self.id, c.target, c.action, c.before, c.after, c.command))
 
-    async def _recover(self, cause: BaseException) -> None:
-        """A failure with the manager stopped: put the old state back, then start the manager."""
+    async def _recover(self, cause: BaseException) -> tuple[str, str]:
+        """A failure with the manager stopped: put the old state back, then start the manager.
+
+        Returns what was done and what the operator should do, for the error message. etcd
+        may be the thing that failed, so the restore is retried for up to `RESTORE_WAIT`
+        seconds; if etcd stays away the manager is left stopped on purpose: starting it on a
+        half-written configuration is what this step exists to prevent.
+        """
         self.progress("phase", f"recovering after failure ({type(cause).__name__}): restoring the backup")
-        try:
-            await self._restore_backup()
-            self._forget("config-written", "images-written")
-        except Exception as e:  # noqa: BLE001 - reported; the resume finishes the job instead
-            self.progress("phase", f"could not restore the backup ({type(e).__name__}); resuming will "
-                                   "complete the new configuration instead")
+        again = "then run the same command again"
+        cause_fix = (cause.fix if isinstance(cause, MigrateError) and cause.fix else "fix the cause")
+        cause_fix = cause_fix.removesuffix("; nothing was written")
+        restored, why = await self._restore_with_retry()
+        if not restored:
+            return (f"the previous registry configuration could not be restored ({why}), so the manager is left "
+                    "stopped rather than started on a half-written configuration",
+                    f"{cause_fix}; {again}: it finishes the registry step and starts the manager")
+        # Whatever happens next, a later attempt must stop the manager again before writing.
+        self._forget("config-written", "images-written", "manager-stopped")
         try:
             await self.cluster.manager.start()
-            self._forget("manager-stopped")   # a resume must stop it again before writing
-            self.progress("phase", "manager started again")
-        except Exception as e:  # noqa: BLE001 - the operator is told; nothing else to do here
-            self.progress("phase", f"could not start the manager: {e}")
+        except MigrateError as e:
+            self.progress("phase", f"could not start the manager: {e.message}")
+            return ("the previous registry configuration was restored, but the manager did not come back "
+                    f"after a second start either ({e.message})",
+                    "start the manager by hand (the plan's [manager] start command) and read its log; "
+                    f"{again}")
+        self.progress("phase", "manager started again")
+        return ("the previous registry configuration was restored and the manager runs again",
+                f"{cause_fix}; {again}")
+
+    async def _restore_with_retry(self) -> tuple[bool, str]:
+        deadline = time.monotonic() + RESTORE_WAIT
+        told = False
+        while True:
+            try:
+                await self._restore_backup()
+                return True, ""
+            except ConnectError as e:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self.progress("phase", f"could not restore the backup: {e.message}")
+                    return False, e.message
+                if not told:
+                    self.progress("phase", f"{e.message}: waiting up to {int(left)}s for it to come back "
+                                           "to restore the backup")
+                    told = True
+                await asyncio.sleep(min(0.5, left))
+            except Exception as e:  # noqa: BLE001 - reported; the resume finishes the job instead
+                msg = self.cluster.redactor(f"{type(e).__name__}: {e}")
+                self.progress("phase", f"could not restore the backup: {msg}")
+                return False, msg
 
     def _forget(self, *keys: str) -> None:
         self.state.journal = [j for j in self.state.journal if j.get("key") not in keys]

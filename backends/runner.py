@@ -18,7 +18,7 @@ from typing import TextIO
 from .config import load_settings
 from .context import Cluster
 from .engine import Engine, StepBlocked, StepFailed
-from .errors import EXIT_FAILED, EXIT_GATE, EXIT_OK, EXIT_USAGE, ConfigError, MigrateError
+from .errors import EXIT_FAILED, EXIT_GATE, EXIT_OK, EXIT_USAGE, ConfigError, ConnectError, MigrateError
 from .events import (
     ChangeApplied,
     Event,
@@ -194,7 +194,10 @@ async def run(opts: RunOptions, out: TextIO | None = None) -> int:
             for d in f.details:
                 print(f"[{e.step}]     - {d}", file=out)
     except (StepFailed, MigrateError) as e:
-        status, code, message = "failed", e.exit_code if e.exit_code != EXIT_OK else EXIT_FAILED, e.one_line()
+        # A service lost while a step runs is a failed step (exit 1, resumable), not a bad
+        # configuration: exit 2 is for what stops a run before it starts.
+        code = EXIT_FAILED if isinstance(e, ConnectError) or e.exit_code == EXIT_OK else e.exit_code
+        status, message = "failed", e.one_line()
         print(f"bai-registry-migrate: {message}", file=out)
         if not opts.dry_run:
             print("  the run state is kept: fix the cause and run the same command again to resume; "

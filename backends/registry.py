@@ -40,6 +40,7 @@ import httpx
 
 from . import __version__
 from .errors import EXIT_USAGE, ConfigError, ConnectError, MigrateError
+from .http_transport import fast_transport
 from .secrets import Redactor, Secret
 
 MT_OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -330,10 +331,11 @@ class RegistryClient:
         if self.username:
             self.redactor.add(self._password, user=self.username)
         self._sem = asyncio.Semaphore(max(1, concurrency))
+        limits = httpx.Limits(max_connections=max(1, concurrency), max_keepalive_connections=max(1, concurrency))
         self._http = httpx.AsyncClient(
-            verify=ssl_verify, timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)),
-            limits=httpx.Limits(max_connections=max(1, concurrency), max_keepalive_connections=max(1, concurrency)),
-            headers={"User-Agent": f"bai-registry-migrate/{__version__}"}, transport=transport)
+            verify=ssl_verify, timeout=httpx.Timeout(timeout, connect=min(10.0, timeout)), limits=limits,
+            headers={"User-Agent": f"bai-registry-migrate/{__version__}"},
+            transport=transport or fast_transport(verify=ssl_verify, limits=limits))
         # Things that work here but would break Backend.AI 20.09's scanner (harbor2-standin.md s.4-5).
         self.compat_warnings: list[str] = []
         self._v2_mode: str | None = None          # open | basic | bearer

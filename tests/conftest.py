@@ -14,6 +14,8 @@ os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
 for _var in ("NO_COLOR", "TEXTUAL_THEME", "FORCE_COLOR"):
     os.environ.pop(_var, None)
 os.environ["TEXTUAL_ANIMATIONS"] = "none"
+# The real 20.09 CLI runs its invocations in one long-lived interpreter (tests/oracle.py).
+os.environ.setdefault("BAIRM_ORACLE_INPROCESS", "1")
 
 import tempfile
 import uuid

@@ -129,6 +129,47 @@ def _oracle_env() -> dict[str, str]:
 
 # -- the CLI ------------------------------------------------------------------------------
 
+INPROCESS_ENV = "BAIRM_ORACLE_INPROCESS"
+
+
+class _Driver:
+    """One long-lived 20.09 interpreter running CLI invocations (tests/oracle_driver.py).
+
+    Tests set BAIRM_ORACLE_INPROCESS=1 (tests/conftest.py): about 0.15 s per call instead of
+    1.2 s. Benchmarks leave it unset, since they compare whole processes.
+    """
+
+    _drivers: dict[str, _Driver] = {}
+
+    def __init__(self, exe: Path) -> None:
+        python = exe.parent / "python"
+        r, w = os.pipe()
+        self.proc = subprocess.Popen([str(python), str(Path(__file__).with_name("oracle_driver.py")), str(w)],
+                                     stdin=subprocess.PIPE, pass_fds=(w,), text=True, encoding="utf-8",
+                                     env={**_oracle_env(), "PYTHONWARNINGS": "ignore"},
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        os.close(w)
+        self.answers = os.fdopen(r, encoding="utf-8")
+
+    @classmethod
+    def get(cls, exe: Path) -> _Driver:
+        d = cls._drivers.get(str(exe))
+        if d is None or d.proc.poll() is not None:
+            d = cls._drivers[str(exe)] = cls(exe)
+        return d
+
+    def run(self, argv: list[str], cwd: Path, timeout: float) -> tuple[int, str, str]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"argv": argv, "cwd": str(cwd)}) + "\n")
+        self.proc.stdin.flush()
+        line = self.answers.readline()
+        if not line:
+            self.proc.kill()
+            raise OracleError("the 20.09 CLI driver process died; see tests/oracle_driver.py")
+        ans = json.loads(line)
+        return int(ans["rc"]), ans["stdout"], ans["stderr"]
+
+
 def manager_toml(*, etcd_port: int, namespace: str, etcd_user: str | None, etcd_password: str | None,
                  etcd_host: str = HOST, db_port: int = 5432, db_name: str = "backend",
                  db_user: str = "postgres", db_password: str | None = None) -> str:
@@ -196,8 +237,12 @@ class Oracle:
         """Runs `backend.ai mgr ARGS` in the workdir. With `check`, raises on any sign of failure."""
         argv = [str(self.exe), "mgr", *args]
         t0 = time.monotonic()
-        r = subprocess.run(argv, cwd=self.workdir, capture_output=True, encoding="utf-8",
-                           errors="surrogateescape", timeout=timeout, env=_oracle_env())
+        if os.environ.get(INPROCESS_ENV) == "1":
+            rc, out, err = _Driver.get(self.exe).run(["mgr", *args], self.workdir, timeout)
+            r = subprocess.CompletedProcess(argv, rc, out, err)
+        else:
+            r = subprocess.run(argv, cwd=self.workdir, capture_output=True, encoding="utf-8",
+                               errors="surrogateescape", timeout=timeout, env=_oracle_env())
         CALL_SECONDS.append(time.monotonic() - t0)
         if check:
             self._raise_on_failure(r, ok_codes)

@@ -155,7 +155,8 @@ async def test_wrong_etcd_password(tmp_path: Path, sandbox: SandboxInfo) -> None
     assert "credentials" in line and "wrong-etcd-pw" not in r.stdout + r.stderr
 
 
-def test_inspect_reads_the_sandbox(sandbox: SandboxInfo, tmp_path: Path) -> None:
+def test_inspect_reads_the_sandbox(fresh_sandbox: SandboxInfo, tmp_path: Path) -> None:
+    sandbox = fresh_sandbox
     import json
 
     r = run_cli(["inspect", "--json", "--config", str(sandbox.manager_toml), "--plan", str(sandbox.plan_toml)],

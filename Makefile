@@ -6,7 +6,7 @@ ORACLE := .venv-oracle
 SANDBOX ?= .sandbox
 BIN := $(VENV)/bin
 
-.PHONY: demo test deps venv oracle lint sandbox-up sandbox-down screenshots bench clean
+.PHONY: demo demo-reset test deps venv oracle lint sandbox-up sandbox-down screenshots bench clean
 
 deps:
 	@scripts/ensure-system.sh
@@ -23,7 +23,12 @@ oracle:
 
 demo: deps venv
 	@$(BIN)/bai-registry-migrate sandbox up --dir $(SANDBOX)
-	@$(BIN)/bai-registry-migrate --config $(SANDBOX)/manager.toml --plan $(SANDBOX)/plan.toml
+	@$(BIN)/bai-registry-migrate --config $(SANDBOX)/manager.toml --plan $(SANDBOX)/plan.toml --state-dir $(SANDBOX)/state
+
+demo-reset: deps venv
+	@$(BIN)/bai-registry-migrate sandbox up --dir $(SANDBOX)
+	@$(BIN)/bai-registry-migrate sandbox reset --dir $(SANDBOX)
+	@rm -rf $(SANDBOX)/state
 
 test: deps venv oracle
 	@$(BIN)/ruff check backends tui widgets tests bench

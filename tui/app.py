@@ -176,9 +176,30 @@ class MigrationApp(App[int]):
             self.push_screen(ConfirmDialog("Quit while a step is running?", [
                 f"{self.controller.title(step)} is {OP_WORDS.get(op, op)}. Quitting stops it where it is.",
                 "The run state is saved: start the wizard again to resume; finished work is not repeated.",
+                *self._frozen_note(),
             ]), done)
             return
+        if self._frozen_note():
+            def leave(ok: object) -> None:
+                if ok:
+                    self.run_worker(self._quit(), name="quit", exit_on_error=False)
+
+            self.push_screen(ConfirmDialog("Quit with new sessions frozen?", [
+                *self._frozen_note(),
+                "The run state is saved: start the wizard again to resume where it stopped.",
+            ]), leave)
+            return
         await self._quit()
+
+    def _frozen_note(self) -> list[str]:
+        """The maintenance freeze outlives a quit (lifted at the end of the run): say so."""
+        ctl = self.controller
+        if ctl.engine is None or ctl.closed or ctl.dry_run or ctl.all_done():
+            return []
+        if ctl.status("maintenance") not in ("applying", "applied", "verified"):
+            return []
+        return ["Maintenance mode is on: users cannot start new sessions until the run ends "
+                "(or until maintenance is rolled back with x on its step)."]
 
     async def _quit(self) -> None:
         await self.controller.close()

@@ -39,7 +39,7 @@ from backends.steps import STEP_CLASSES, STEP_ORDER
 from backends.steps.base import Check, Finding, StepPlan, Verification
 from backends.transcript import FINAL_PULL_STATES
 
-from .convert import human_bytes
+from .cells import Cell, paused, plan_cells, result_cells
 from .messages import EngineEvent, EngineOpened, OpDone, ProbeDone, Update
 from .probe import ProbeResult, probe
 
@@ -52,16 +52,6 @@ MAX_LINES = 50_000
 # only saves waiting time at session start).
 SKIPPABLE = frozenset({"maintenance", "prepull", "agent-cleanup"})
 GRID_STEPS = frozenset({"prepull", "agent-cleanup"})
-
-
-@dataclass
-class Cell:
-    agent: str
-    image: str
-    state: str
-    done: int = 0
-    total: int = 0
-    message: str = ""
 
 
 @dataclass
@@ -159,7 +149,7 @@ class Controller:
             try:
                 await self._open(resume)
             except MigrateError as e:
-                error, fix = e.one_line(), e.fix
+                error, fix = (e.message, e.fix) if e.fix else (e.one_line(), None)
             except Exception as e:  # noqa: BLE001 - shown to the operator, who decides
                 error, fix = f"{type(e).__name__}: {e}", "see the transcript"
             self.app.post_message(EngineOpened(error=error, fix=fix))
@@ -264,7 +254,8 @@ class Controller:
             self._pause_cells(step)
             raise
         except MigrateError as e:
-            error, fix = e.one_line(), e.fix
+            # the dialog shows the message, then the fix on its own line (one_line() = both)
+            error, fix = (e.message, e.fix) if e.fix else (e.one_line(), None)
         except Exception as e:  # noqa: BLE001 - an engine bug must not kill the operator's session
             redact = self.engine.cluster.redactor if self.engine else str
             error, fix = redact(f"{type(e).__name__}: {e}"), "see the transcript; fix the cause and try again"
@@ -299,7 +290,7 @@ class Controller:
             await eng.rollback(step)
             self._planned_key.pop(step, None)
         elif op == "skip":
-            await eng.skip(step, "skipped by the operator")
+            await eng.skip(step, self.disabled_by_plan(step) or "skipped by the operator")
         else:
             raise MigrateError(f"unknown operation {op!r}")
 
@@ -318,64 +309,28 @@ class Controller:
                                            for d in await cluster.domains()}
 
     def seed_cells(self, step: str) -> None:
-        """Every cell of the plan, before an apply: done ones from the journal (a resume skips
-        them), the rest queued with why they are there, kept ones with why they are kept."""
+        """The plan's cells before an apply (or on entering the step), journal included."""
         eng = self.engine
-        assert eng is not None
         plan = self.plan_of(step)
-        if plan is None:
+        if eng is None or plan is None:
             return
-        st = eng.state.step(step)
-        cells = self.cells[step]
-        cells.clear()
-        if step == "prepull":
-            why = plan.data.get("why", {})
-            for a in plan.data.get("agents", []):
-                for img in plan.data.get("images", []):
-                    done = st.journaled(f"pull:{a['id']}:{img}")
-                    cells[(a["id"], img)] = Cell(a["id"], img, "done" if done else "queued", 0, 0,
-                                                 "done in an earlier attempt" if done else why.get(img, ""))
-        else:
-            for r in plan.data.get("agents", []):
-                for i in r.get("remove", []):
-                    val = st.journal_value(f"rmi:{r['agent']}:{i['image']}")
-                    cells[(r["agent"], i["image"])] = Cell(r["agent"], i["image"], str(val) if val else "queued",
-                                                           message=f"to remove ({human_bytes(i.get('size', 0))})")
-                for k in r.get("keep", []):
-                    cells[(r["agent"], k["image"])] = Cell(r["agent"], k["image"], "kept", message=k["why"])
-        self.updates.publish(Update("pulls", step, cells=list(cells.values())))
+        self.cells[step] = plan_cells(step, plan, eng.state.step(step))
+        self.updates.publish(Update("pulls", step, cells=list(self.cells[step].values())))
 
     def _cells_from_result(self, step: str) -> None:
-        """After an apply: the step's own result is the truth for every cell."""
         eng = self.engine
         assert eng is not None
-        res = (eng.state.step(step).result or {}).get("apply") or {}
-        table = res.get("matrix") if step == "prepull" else res.get("results")
-        if not table:
-            return
-        cells = self.cells[step]
-        for agent, row in table.items():
-            for image, state in row.items():
-                st, _, msg = str(state).partition(": ")
-                if st == "planned":
-                    st, msg = "skipped", "dry run: not removed"
-                old = cells.get((agent, image))
-                if eng.cluster.dry_run and step == "prepull":
-                    st, msg = "skipped", "dry run: not pulled"
-                cells[(agent, image)] = Cell(agent, image, st, old.done if old else 0, old.total if old else 0,
-                                             msg or (old.message if old else ""))
-        self.updates.publish(Update("pulls", step, cells=list(cells.values())))
+        result = (eng.state.step(step).result or {}).get("apply") or {}
+        fresh = result_cells(step, result, self.cells[step], dry_run=eng.cluster.dry_run)
+        if fresh:
+            self.cells[step].update(fresh)
+            self.updates.publish(Update("pulls", step, cells=list(self.cells[step].values())))
 
     def _pause_cells(self, step: str) -> None:
         self._pending = {k: v for k, v in self._pending.items() if k[0] != step}
-        cells = self.cells.get(step, {})
-        paused = []
-        for key, c in cells.items():
-            if c.state not in FINAL_PULL_STATES:
-                cells[key] = Cell(c.agent, c.image, "queued", c.done, c.total, "paused")
-                paused.append(cells[key])
-        if paused:
-            self.updates.publish(Update("pulls", step, cells=paused))
+        changed = paused(self.cells.get(step, {}))
+        if changed:
+            self.updates.publish(Update("pulls", step, cells=changed))
 
     async def finish(self) -> None:
         """The end of the run: lift the freeze, mark the state finished, close (releases the lock)."""
@@ -387,7 +342,7 @@ class Controller:
             await eng.finish_maintenance()
             if self.dry_run:
                 status, message = "dry-run", "nothing was written"
-            elif all(eng.status_of(s) in FINISHED for s in eng.step_ids()):
+            elif all(eng.status_of(s) in FINISHED for s in self.step_ids()):
                 eng.state.finished = True
                 eng.save()
             else:
@@ -424,10 +379,15 @@ class Controller:
     def statuses(self) -> dict[str, str]:
         if self.engine is None:
             return dict.fromkeys(STEP_ORDER, "pending")
-        return {s: self.engine.status_of(s) for s in self.engine.step_ids()}
+        return {s: self.engine.status_of(s) for s in self.step_ids()}
 
     def step_ids(self) -> list[str]:
-        return self.engine.step_ids() if self.engine else list(STEP_ORDER)
+        """In run order. (A resumed state's steps come back in the state file's sorted-key order,
+        so Engine.step_ids() cannot be used for order.)"""
+        if self.engine is None:
+            return list(STEP_ORDER)
+        ids = self.engine.step_ids()
+        return [s for s in STEP_ORDER if s in ids] + [s for s in ids if s not in STEP_ORDER]
 
     def title(self, step: str) -> str:
         cls_ = STEP_CLASSES.get(step)
@@ -491,6 +451,17 @@ class Controller:
 
     def cluster(self) -> Cluster | None:
         return self.engine.cluster if self.engine else None
+
+    def disabled_by_plan(self, step: str) -> str | None:
+        """Why the plan file turns this step off (the headless runner skips it then, so do we)."""
+        c = self.cluster()
+        if c is None:
+            return None
+        if step == "maintenance" and not c.plan.maintenance.enabled:
+            return "maintenance mode is off in the plan"
+        if step == "agent-cleanup" and not c.plan.agent_cleanup.enabled:
+            return "agent cleanup is off in the plan"
+        return None
 
     def inputs_key(self, step: str) -> Any:
         """The plan-file fields a step's plan was made from: a change makes the plan stale."""

@@ -89,12 +89,13 @@ class ErrorDialog(_Dialog):
             lines.append(f"Fix: {fix}")
         super().__init__(title, lines, classes="-error")
         self.message = message
+        self.one_line = f"{message}; fix: {fix}" if fix else message   # MigrateError.one_line()
 
     def action_close(self) -> None:
         self.dismiss(None)
 
     def action_copy(self) -> None:
-        self.app.copy_to_clipboard(self.message)
+        self.app.copy_to_clipboard(self.one_line)
         self.notify("copied (OSC 52)")
 
 

@@ -18,6 +18,7 @@ from backends.context import Cluster
 from backends.errors import MigrateError
 from backends.plan import Plan
 from backends.state import FINISHED, STATE_FILE, default_state_dir
+from backends.steps import STEP_ORDER
 
 
 @dataclass
@@ -75,7 +76,9 @@ def peek_state(directory: Path) -> Unfinished | None:
     except (OSError, ValueError):
         return None
     steps = raw.get("steps") or {}
-    statuses = {sid: str((st or {}).get("status", "pending")) for sid, st in steps.items()}
+    # state.json is written with sorted keys: put the steps back in run order
+    order = [s for s in STEP_ORDER if s in steps] + sorted(s for s in steps if s not in STEP_ORDER)
+    statuses = {sid: str((steps[sid] or {}).get("status", "pending")) for sid in order}
     if raw.get("finished") or all(s == "pending" for s in statuses.values()):
         return None
     return Unfinished(str(raw.get("run_id", "?")), float(raw.get("updated_at") or 0.0), statuses, path)

@@ -4,6 +4,7 @@ is what gets written."""
 
 from __future__ import annotations
 
+import pytest
 from tui_support import SIZE, WizardFactory, etcd_namespace
 
 from backends.sandbox.layout import SandboxInfo
@@ -11,6 +12,8 @@ from tui.autopilot import apply_current, begin, next_step, screen_step, wait_for
 from tui.dialogs import ConfirmDialog
 from tui.screens.aliases import AliasesScreen
 from widgets.editable_table import EditableTable
+
+pytestmark = [pytest.mark.docker]   # the agents are the sandbox's Docker daemons (root)
 
 
 async def to_aliases(pilot) -> None:  # type: ignore[no-untyped-def]

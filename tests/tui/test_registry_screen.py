@@ -3,13 +3,18 @@ fix), greys Apply and Next, and nothing reaches etcd; fixing it gives them back.
 
 from __future__ import annotations
 
+import asyncio
+
+import pytest
 from tui_support import SIZE, WizardFactory, etcd_namespace
 
 from backends.sandbox.layout import SandboxInfo
 from tui.autopilot import begin, screen_step, wait_for, wait_idle, walk
-from tui.dialogs import ConfirmDialog
+from tui.dialogs import ConfirmDialog, ErrorDialog
 from tui.screens.registry import RegistryScreen
 from widgets.json_editor import JsonEditor
+
+pytestmark = [pytest.mark.docker]   # the agents are the sandbox's Docker daemons (root)
 
 
 async def settle(pilot, editor: JsonEditor, text_before: str | None = None) -> None:  # type: ignore[no-untyped-def]
@@ -50,7 +55,8 @@ async def test_broken_json_is_shown_where_it_is_and_blocks_apply(wizard: WizardF
 
         # a rule error: the comma back, an unsupported registry type
         await pilot.press("e")
-        await pilot.press(",", "down", "end", *["left"] * 2, "backspace", "3")
+        # (typed so that no state in between is valid: a valid one would be adopted into the plan)
+        await pilot.press(",", "down", "end", *["left"] * 2, "3", "left", "backspace")
         await settle(pilot, editor)
         assert '"type": "harbor3"' in editor.text
         rules = [(i.line, i.rule) for i in editor.issues if i.severity == "error"]
@@ -63,14 +69,23 @@ async def test_broken_json_is_shown_where_it_is_and_blocks_apply(wizard: WizardF
         assert await etcd_namespace(fresh_sandbox) == before             # and nothing was written
 
         # fixed: Apply comes back (the text is the planned one again, so the plan is not stale)
-        await pilot.press("backspace", "2")
+        await pilot.press("2", "right", "backspace")
         await settle(pilot, editor)
         assert editor.ok
         assert app.controller.cluster().plan.registry_json == original
         assert not app.controller.stale("registry")
         await pilot.press("escape")
         assert screen.check_action("apply", ()) is True
+        # maintenance froze new sessions: quitting says so and asks
         await pilot.press("ctrl+q")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the quit confirmation")
+        assert app.screen.title_text == "Quit with new sessions frozen?"   # type: ignore[attr-defined]
+        await pilot.press("y")
+        for _ in range(200):
+            if app.return_code is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert app.return_code == 0
     assert await etcd_namespace(fresh_sandbox) == before
 
 
@@ -104,4 +119,41 @@ async def test_valid_edit_makes_the_plan_stale_until_replanned(wizard: WizardFac
             fresh_sandbox.creds.harbor_password
         assert screen.check_action("apply", ()) is True
         assert screen_step(pilot) == "registry"
+        await pilot.press("ctrl+q")
+
+
+async def test_failed_apply_shows_the_error_and_fix_and_writes_nothing(wizard: WizardFactory,
+                                                                      fresh_sandbox: SandboxInfo) -> None:
+    app = wizard()
+    async with app.run_test(size=SIZE) as pilot:
+        await begin(pilot)
+        await walk(pilot, until="registry")
+        before = await etcd_namespace(fresh_sandbox)
+        (fresh_sandbox.path / "manager.fail-stop").write_text("")   # the sandbox's fault switch
+        try:
+            await pilot.press("a")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation")
+            await pilot.press("y")
+            await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog), "the error dialog")
+        finally:
+            (fresh_sandbox.path / "manager.fail-stop").unlink()
+        dialog = app.screen
+        assert "applying failed" in dialog.title_text                                  # type: ignore[attr-defined]
+        lines = [str(w.render()) for w in dialog.query(".dialog-line")]
+        assert "stop" in lines[0] and lines[1].startswith("Fix: ")                   # message, then the fix
+        assert dialog.one_line == f"{lines[0]}; fix: {lines[1][5:]}"               # type: ignore[attr-defined]
+        await pilot.press("enter")
+        await wait_idle(pilot)
+        assert app.controller.status("registry") == "failed"
+        state = str(app.screen.query_one("#step-state").render())
+        assert "failed" in state
+        assert await etcd_namespace(fresh_sandbox) == before
+        # the cause is gone: apply again (same plan) succeeds
+        assert app.screen.check_action("apply", ()) is True
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation")
+        await pilot.press("y")
+        await pilot.pause(0.1)
+        await wait_idle(pilot)
+        assert app.controller.status("registry") == "verified"
         await pilot.press("ctrl+q")

@@ -7,6 +7,7 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
 from tui_support import SIZE, WizardFactory, end_sessions
 
 from backends.sandbox.layout import SandboxInfo
@@ -14,6 +15,8 @@ from backends.transcript import read_jsonl
 from tui.autopilot import begin, screen_step, wait_for, wait_idle, walk
 from tui.dialogs import ConfirmDialog, ResumeDialog
 from tui.screens.summary import SummaryScreen
+
+pytestmark = [pytest.mark.docker]   # the agents are the sandbox's Docker daemons (root)
 
 
 def slow_plan(info: SandboxInfo, tmp_path: Path) -> Path:
@@ -45,24 +48,21 @@ async def test_quit_mid_prepull_then_resume_without_repeating_pulls(wizard: Wiza
         cells = app.controller.cells
 
         def some_done() -> bool:
-            return sum(c.state == "done" for c in cells.get("prepull", {}).values()) >= 3
+            return any(c.state == "done" for c in cells.get("prepull", {}).values())
 
-        await wait_for(pilot, some_done, "the first pulls")
+        await wait_for(pilot, some_done, "the first pull")
         assert app.controller.busy.get("prepull") == "apply"
-        await pilot.press("ctrl+q")                            # quitting while a step runs asks first
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the quit confirmation")
-        await pilot.press("y")
-        for _ in range(300):                                   # the quit closes the run, then exits
-            if app.return_code is not None:
-                break
-            await asyncio.sleep(0.05)
-        assert app.return_code == 0
+        await pilot.press("ctrl+p")                            # pause: the pulls stop where they are
+        await wait_idle(pilot)
+        assert app.controller.status("prepull") == "applying"
+        assert "paused" in {c.message for c in cells["prepull"].values()}
+        await pilot.press("ctrl+q")                            # nothing runs now: quits at once
     state = json.loads((state_dir / "state.json").read_text())
     pre = state["steps"]["prepull"]
     assert pre["status"] == "applying"
     done_before = {j["key"] for j in pre["journal"] if j["key"].startswith("pull:")}
     total = 3 * len(state["steps"]["prepull"]["plan"]["data"]["images"])
-    assert 3 <= len(done_before) < total, (len(done_before), total)
+    assert 1 <= len(done_before) < total, (len(done_before), total)
 
     # -- second session: the resume offer, then the rest of the run ---------------------------------
     app2 = wizard(plan_path=str(plan), state_dir=state_dir)

@@ -7,6 +7,7 @@ import asyncio
 import io
 from pathlib import Path
 
+import pytest
 from tui_support import SIZE, WizardFactory, differences, end_sessions, end_state
 
 from backends import runner
@@ -14,6 +15,8 @@ from backends.sandbox.cluster import Sandbox
 from backends.sandbox.layout import SandboxInfo
 from tui.autopilot import begin, screen_step, wait_for, wait_idle, walk
 from tui.screens.summary import SummaryScreen
+
+pytestmark = [pytest.mark.docker]   # the agents are the sandbox's Docker daemons (root)
 
 
 async def test_walk_every_step_with_keys_equals_headless_run(wizard: WizardFactory, fresh_sandbox: SandboxInfo,

@@ -21,6 +21,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from backends.images import parse_ref
+from backends.plan import reference_problem
 from widgets.editable_table import EditableTable
 
 from .step import PLANNABLE, StepScreen
@@ -92,6 +93,7 @@ class AliasesScreen(StepScreen):
                     styles[r["alias"]] = style
             self.query_one("#aliases", EditableTable).set_rows(COLUMNS, table_rows, row_key="alias",
                                                                editable="proposed", styles=styles)
+            self.refresh_bindings()   # the table's own Edit key appears once it has rows
         self._show_detail()
 
     def _show_detail(self) -> None:
@@ -130,10 +132,10 @@ class AliasesScreen(StepScreen):
             return "type an image on the target registry, or press Escape and d to remove the alias"
         extra = self.ctl.extra.get(self.STEP, {})
         known = extra.get("known") or [target]
-        try:
-            ref = parse_ref(value, known)
-        except ValueError as e:
-            return f"{value!r} is not an image reference as 20.09 reads it: {e}"
+        why = reference_problem(value, list(known))
+        if why:   # the rule the plan file's aliases.overrides follow too
+            return f"{value!r} {why}"
+        ref = parse_ref(value, known)
         if ref.registry != target:
             return (f"{ref.canonical} is on {ref.registry}, not {target}: aliases are remapped to the target "
                     f"registry (write e.g. {target}/stable/NAME:TAG)")

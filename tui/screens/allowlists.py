@@ -93,6 +93,7 @@ class AllowlistsScreen(StepScreen):
                 styles[name] = "muted"
         self.query_one("#domains", EditableTable).set_rows(COLUMNS, rows, row_key="domain", editable="after",
                                                            styles=styles)
+        self.refresh_bindings()   # the table's own Edit key appears once it has rows
 
     # -- editing ---------------------------------------------------------------------------------
     def validate_list(self, domain: str, value: str) -> str | None:

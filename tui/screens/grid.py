@@ -19,7 +19,7 @@ from textual.widgets import Static
 
 from widgets.pull_grid import PullGrid
 
-from ..controller import Cell
+from ..cells import Cell
 from ..convert import short_image
 from ..messages import Update
 from .step import StepScreen

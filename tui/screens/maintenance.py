@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.widgets import Input, Static
 
 from widgets.change_table import ChangeTable
@@ -17,11 +18,23 @@ from .step import PLANNABLE, StepScreen
 
 class MaintenanceScreen(StepScreen):
     STEP = "maintenance"
+    BINDINGS = [Binding("e", "edit_announcement", "Edit announcement", id="edit",
+                        tooltip="Put the cursor in the announcement (Enter plans again)")]
+
+    def action_edit_announcement(self) -> None:
+        field = self.query_one("#announcement", Input)
+        if not field.disabled:
+            field.focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "edit_announcement":
+            return not self._text_focused() and not self.query_one("#announcement", Input).disabled
+        return super().check_action(action, parameters)
 
     def compose_body(self) -> ComposeResult:
         yield from self.compose_findings()
         yield from self.compose_checks()
-        yield Static("Announcement shown to users while new sessions are frozen (Enter: plan again)",
+        yield Static("Announcement shown to users while new sessions are frozen (e: edit · Enter: plan again)",
                      classes="section", markup=False)
         cluster = self.ctl.cluster()
         yield Input(cluster.plan.maintenance.announcement if cluster else "", id="announcement",

@@ -40,12 +40,16 @@ class RegistryScreen(StepScreen):
 
     def __init__(self) -> None:
         super().__init__()
+        self.set_class(self.app.size.width < 150, "-narrow")   # editor above the plan, not beside it
         self.valid = True
         self.masker: MaskedRegistryText | None = None
 
     def compose_body(self) -> ComposeResult:
         yield from self.compose_findings()
         yield from self.compose_checks()
+        yield Static("Rescan and apply", id="progress-title", classes="section", markup=False)
+        yield CounterBar(id="counters")
+        yield Static(id="phases", markup=False)
         with Horizontal(id="registry-split"):
             with Vertical(id="registry-editor-box"):
                 yield Static("Registry JSON  (e: edit · Esc: leave · F8: next issue)", classes="section",
@@ -56,16 +60,9 @@ class RegistryScreen(StepScreen):
                                  cursor_blink=self.wizard.cursor_blink)
             with Vertical(id="registry-plan-box"):
                 yield from self.compose_plan()
-        yield Static("Rescan and apply", id="progress-title", classes="section", markup=False)
-        yield CounterBar(id="counters")
-        yield Static(id="phases", markup=False)
-
-    def on_mount(self) -> None:
-        super().on_mount()
-        self.set_class(self.size.width < 130, "-narrow")
 
     def on_resize(self, event: Resize) -> None:
-        self.set_class(event.size.width < 130, "-narrow")
+        self.set_class(event.size.width < 150, "-narrow")
 
     # -- validation ------------------------------------------------------------------------------
     def validator(self, text: str) -> list[IssueItem]:
@@ -125,7 +122,8 @@ class RegistryScreen(StepScreen):
             else:
                 lines.append(Content.assemble(("· ", "$foreground-muted"), (label, "$foreground-muted")))
                 first_open = False if running else first_open
-        skipped: list[dict[str, Any]] = list(plan.data.get("skipped", [])) if plan else []
+        skipped: list[dict[str, Any]] = sorted(  # the scan is concurrent: its order is not stable
+            plan.data.get("skipped", []) if plan else [], key=lambda s: (s.get("repo", ""), s.get("tag") or ""))
         if skipped:
             lines.append(Content.styled(f"skipped by the rescan ({len(skipped)}), and why:", "$foreground-muted"))
             for s in skipped[:12]:

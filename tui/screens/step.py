@@ -27,6 +27,7 @@ from textual.widgets import Footer, Input, Static, TextArea
 
 from backends.state import FINISHED
 from backends.steps import STEP_CLASSES
+from backends.steps.base import StepPlan, Verification
 from widgets.change_table import ChangeTable
 from widgets.checks import ChecksView
 from widgets.cluster_header import ClusterHeader
@@ -78,7 +79,14 @@ class StepScreen(Screen[None]):
     ]
 
     def __init__(self) -> None:
-        super().__init__(id=f"step-{self.STEP}", classes="step-screen")
+        # Classes known before mount: changing them afterwards restyles the whole screen.
+        ctl: Controller = self.app.controller  # type: ignore[attr-defined]
+        classes = ["step-screen"]
+        if ctl.status(self.STEP) in FINISHED:
+            classes.append("-done")
+        if ctl.blocking(self.STEP):
+            classes.append("-blocked")
+        super().__init__(id=f"step-{self.STEP}", classes=" ".join(classes))
         self._shown: dict[str, Any] = {}
         self._refresh_pending = False
         self._change_index: int | None = None
@@ -119,16 +127,29 @@ class StepScreen(Screen[None]):
         yield from self.compose_checks()
         yield from self.compose_plan()
 
+    # The sections are built with the data they show (not filled after mount), so entering a
+    # step lays the screen out once.
     def compose_findings(self) -> ComposeResult:
-        yield FindingsView(id="findings")
+        findings = self.ctl.findings(self.STEP)
+        self._shown["findings"] = [f.to_json() for f in findings]
+        yield FindingsView(finding_items(findings), id="findings")
 
     def compose_plan(self) -> ComposeResult:
-        yield Static("Plan", id="plan-title", classes="section", markup=False)
-        yield ChangeTable(id="changes")
+        plan = self.ctl.plan_of(self.STEP)
+        self._shown["plan"] = plan.to_json() if plan else None
+        yield Static(self.plan_title(), id="plan-title", classes="section", markup=False)
+        # always shown (an empty plan says so): the cursor starts here on every step, and a
+        # focus target that comes and goes would make where the keys go depend on timing
+        yield ChangeTable(change_items(plan.changes) if plan else [], id="changes")
 
     def compose_checks(self) -> ComposeResult:
-        yield Static("Verification", id="checks-title", classes="section", markup=False)
-        yield ChecksView(id="checks")
+        v = self.ctl.verification(self.STEP)
+        self._shown["checks"] = [c.to_json() for c in v.checks] if v else None
+        title = Static("Verification", id="checks-title", classes="section", markup=False)
+        view = ChecksView(check_items(v.checks) if v else [], id="checks")
+        title.display = view.display = v is not None
+        yield title
+        yield view
 
     # -- life cycle ------------------------------------------------------------------------------
     def on_mount(self) -> None:
@@ -150,7 +171,8 @@ class StepScreen(Screen[None]):
             return
         if self.STEP not in self.wizard.refreshed:
             self.wizard.refreshed.add(self.STEP)
-            self.ctl.run(self.STEP, "refresh")
+            # off in the plan file: skipped, as the headless runner does (reason in the transcript)
+            self.ctl.run(self.STEP, "skip" if self.ctl.disabled_by_plan(self.STEP) else "refresh")
 
     def hear(self, u: Update) -> None:
         if not self.alive:
@@ -189,23 +211,31 @@ class StepScreen(Screen[None]):
 
     # -- rendering ---------------------------------------------------------------------------------
     def refresh_steps(self) -> None:
+        statuses = self.ctl.statuses()
+        self._show_if_changed("steps", statuses, lambda: self._set_steps(statuses))
+
+    def _set_steps(self, statuses: dict[str, str]) -> None:
         steps = self.query_one("#steps", StepList)
-        steps.set_steps(step_items(self.ctl.statuses()))
+        steps.set_steps(step_items(statuses))
         steps.current = self.STEP
 
     def refresh_view(self) -> None:
+        """Everything from the controller; each widget is touched only when its data changed
+        (engine events arrive by the hundred during a scan, and a re-layout or a footer rebuild
+        per event would eat the CPU the engine's etcd client needs)."""
         ident = self.ctl.identity()
-        self.query_one("#header", ClusterHeader).update_identity(ident.namespace, ident.etcd, ident.manager,
-                                                                ident.era, ident.dry_run)
+        self._show_if_changed("identity", ident, lambda: self.query_one("#header", ClusterHeader).update_identity(
+            ident.namespace, ident.etcd, ident.manager, ident.era, ident.dry_run))
         self.refresh_steps()
         ids = self.ctl.step_ids()
         n = ids.index(self.STEP) + 1 if self.STEP in ids else 0
         runbook = self.ctl.runbook(self.STEP).split(":", 1)[0]
-        title = Content.assemble((f"step {n} of {len(ids)}  ", "$foreground-muted"),
-                                 (self.ctl.title(self.STEP), "bold"),
-                                 (f"   (runbook step {runbook})" if runbook else "", "$foreground-muted"))
-        self.query_one("#step-title", Static).update(title)
-        self.query_one("#step-state", Static).update(self.state_line())
+        runbook = f"runbook step {runbook}" if runbook[:1].isdigit() else f"runbook: {runbook}"
+        self._show_if_changed("title", n, lambda: self.query_one("#step-title", Static).update(Content.assemble(
+            (f"step {n} of {len(ids)}  ", "$foreground-muted"), (self.ctl.title(self.STEP), "bold"),
+            (f"   ({runbook})", "$foreground-muted"))))
+        line = self.state_line()
+        self._show_if_changed("state", line.markup, lambda: self.query_one("#step-state", Static).update(line))
         self.set_class(self.status in FINISHED, "-done")
         self.set_class(bool(self.ctl.blocking(self.STEP)), "-blocked")
         self._show_if_changed("findings", [f.to_json() for f in self.ctl.findings(self.STEP)],
@@ -213,18 +243,33 @@ class StepScreen(Screen[None]):
                                   finding_items(self.ctl.findings(self.STEP))))
         plan = self.ctl.plan_of(self.STEP)
         if self.query("#changes"):
-            self._show_if_changed("plan", plan.to_json() if plan else None,
-                                  lambda: self.query_one("#changes", ChangeTable).show(
-                                      change_items(plan.changes) if plan else []))
-            self.query_one("#plan-title", Static).update(self.plan_title())
-            self.query_one("#changes", ChangeTable).display = plan is not None
+            self._show_if_changed("plan", plan.to_json() if plan else None, lambda: self._show_plan(plan))
+            title = self.plan_title()
+            self._show_if_changed("plan-title", title.markup,
+                                  lambda: self.query_one("#plan-title", Static).update(title))
         if self.query("#checks"):
             v = self.ctl.verification(self.STEP)
-            self.query_one("#checks", ChecksView).show(check_items(v.checks) if v else [])
-            self.query_one("#checks-title", Static).display = v is not None
-            self.query_one("#checks", ChecksView).display = v is not None
+            self._show_if_changed("checks", [c.to_json() for c in v.checks] if v else None,
+                                  lambda: self._show_checks(v))
         self.refresh_step()
-        self.refresh_bindings()
+        self.refresh_keys()
+
+    def _show_plan(self, plan: StepPlan | None) -> None:
+        self.query_one("#changes", ChangeTable).show(change_items(plan.changes) if plan else [])
+        self.refresh_bindings()   # the focused table's own keys (copy, edit) depend on its rows
+
+    def _show_checks(self, v: Verification | None) -> None:
+        self.query_one("#checks", ChecksView).show(check_items(v.checks) if v else [])
+        self.query_one("#checks-title", Static).display = v is not None
+        self.query_one("#checks", ChecksView).display = v is not None
+
+    def refresh_keys(self) -> None:
+        """refresh_bindings() rebuilds the footer: only when some binding's state changed."""
+        names = {b.action for cls in type(self).__mro__ for b in getattr(cls, "BINDINGS", ())
+                 if isinstance(b, Binding)}
+        state = tuple((a, self.check_action(a, ())) for a in sorted(names))
+        state += (("text", self._text_focused()),)
+        self._show_if_changed("keys", state, self.refresh_bindings)
 
     def refresh_step(self) -> None:
         """Hook: the step's own widgets, from the controller's state."""
@@ -286,10 +331,10 @@ class StepScreen(Screen[None]):
         return isinstance(self.focused, (TextArea, Input))
 
     def on_descendant_focus(self) -> None:
-        self.refresh_bindings()
+        self.refresh_keys()
 
     def on_descendant_blur(self) -> None:
-        self.refresh_bindings()
+        self.refresh_keys()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in LETTER_ACTIONS and self._text_focused():

@@ -1,0 +1,100 @@
+"""Snapshot tests: every screen at a fixed size, from the sandbox, with deterministic content.
+
+Plain `def` tests (snap_compare runs its own event loop, reference/textual.md s.3). Later steps
+are reached by a dry run (realistic plans through the engine's overlay, nothing written, no
+pulls, so no clocks or speeds on screen). Per-sandbox values (ports, socket root, run ids)
+are masked at equal length by the `stable_snapshots` fixture; see conftest.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tui_support import SIZE, end_sessions
+
+from backends.sandbox.layout import SandboxInfo
+from tui.app import MigrationApp, make_app
+from tui.autopilot import begin, wait_for, wait_idle, walk
+
+pytestmark = [pytest.mark.docker]   # the agents are the sandbox's Docker daemons (root)
+
+Files = dict[str, Path]
+RunBefore = Callable[[Any], Awaitable[None]]
+
+
+def app_for(files: Files, *, dry_run: bool = True, config: Path | None = None) -> MigrationApp:
+    return make_app(config=str(config or files["config"]), plan_path=str(files["plan"]), dry_run=dry_run,
+                    state_dir=files["state"], transcript_dir=files["transcript"], cursor_blink=False)
+
+
+def to(step: str | None, *then: str) -> RunBefore:
+    """run_before: begin, walk (dry) to `step` (None: to the summary), then press `then`."""
+
+    async def run_before(pilot: Any) -> None:
+        await begin(pilot)
+        await walk(pilot, until=step)
+        if step is None:
+            await wait_for(pilot, lambda: getattr(pilot.app.screen, "finished", False), "the summary")
+        if then:
+            await pilot.press(*then)
+            await pilot.pause(0.3)
+        await wait_idle(pilot)
+
+    return run_before
+
+
+async def _probed(pilot: Any) -> None:
+    await wait_for(pilot, lambda: pilot.app.controller.probe_result is not None, "the checks")
+    await wait_idle(pilot)
+
+
+def test_start(snap_compare: Any, snap_files: Files) -> None:
+    assert snap_compare(app_for(snap_files, dry_run=False), terminal_size=SIZE, run_before=_probed)
+
+
+def test_start_bad_config(snap_compare: Any, snap_files: Files) -> None:
+    bad = snap_files["config"].with_name("broken.toml")
+    bad.write_text("[etcd]\nnamespace = \"local\"\naddr = { host = \"127.0.0.1\", port = \n")
+    assert snap_compare(app_for(snap_files, dry_run=False, config=bad), terminal_size=SIZE, run_before=_probed)
+
+
+@pytest.mark.parametrize("step", ["preflight", "maintenance", "registry", "prepull", "aliases", "allowlists",
+                                  "verify", "cleanup"])
+def test_step_planned(snap_compare: Any, snap_files: Files, step: str) -> None:
+    assert snap_compare(app_for(snap_files), terminal_size=SIZE, run_before=to(step))
+
+
+def test_agent_cleanup_planned(snap_compare: Any, snap_files: Files, fresh_sandbox: SandboxInfo) -> None:
+    end_sessions(fresh_sandbox)        # users have finished: the cleanup gate opens
+    assert snap_compare(app_for(snap_files), terminal_size=SIZE, run_before=to("agent-cleanup"))
+
+
+def test_prepull_applied_dry(snap_compare: Any, snap_files: Files) -> None:
+    assert snap_compare(app_for(snap_files), terminal_size=SIZE, run_before=to("prepull", "a", "y"))
+
+
+def test_registry_broken_json(snap_compare: Any, snap_files: Files) -> None:
+    # "harbor2" -> "harbor23" -> "harbor3": no valid state in between (it would be adopted into the plan)
+    keys = ("e", *["down"] * 6, "end", "left", "left", "3", "left", "backspace")
+    assert snap_compare(app_for(snap_files), terminal_size=SIZE, run_before=to("registry", *keys))
+
+
+def test_aliases_refused_target(snap_compare: Any, snap_files: Files) -> None:
+    keys = ("enter", "ctrl+u", *"cr.backend.ai/community/julia:9.9", "enter")
+    assert snap_compare(app_for(snap_files), terminal_size=SIZE, run_before=to("aliases", *keys))
+
+
+def test_summary_dry_run(snap_compare: Any, snap_files: Files, fresh_sandbox: SandboxInfo) -> None:
+    end_sessions(fresh_sandbox)
+    assert snap_compare(app_for(snap_files), terminal_size=SIZE, run_before=to(None))
+
+
+def test_aliases_at_80x24(snap_compare: Any, snap_files: Files) -> None:
+    assert snap_compare(app_for(snap_files), terminal_size=(80, 24), run_before=to("aliases"))
+
+
+def test_prepull_at_160x48(snap_compare: Any, snap_files: Files) -> None:
+    assert snap_compare(app_for(snap_files), terminal_size=(160, 48), run_before=to("prepull", "a", "y"))

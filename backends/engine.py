@@ -188,8 +188,8 @@ class Engine:
         self.plans[step_id] = plan
         st = self.state.step(step_id)
         st.plan = plan.to_json()
-        if st.status not in ("applying", "applied"):
-            st.status = "planned"
+        if st.status not in ("applying", "applied") and not self.blocking(step_id):
+            st.status = "planned"   # a blocked step stays blocked: a plan to read is not a way past the gate
         self.save()
         self.emit(PlanReady(step_id, plan.summary, [c.to_json() for c in plan.changes]))
         return plan

@@ -118,6 +118,7 @@ async def scan_registry(entry: RegistryEntry, *, architecture: str = "x86_64",
 
         await asyncio.gather(*(one(n) for n in kernel_repos))
         result.images.sort()
+        result.skipped.sort(key=lambda k: (k.repo, k.tag or ""))   # repositories finish in any order
         result.keys = dict(sorted(result.keys.items()))
         result.requests = rc.stats.as_dict()
         report("scan complete")

@@ -128,7 +128,8 @@ class StateStore:
         self.ensure_dir()
         state.updated_at = time.time()
         data = self.redactor.redact_obj(self.vault.seal_tree(asdict(state)))
-        text = json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False)
+        # Not sort_keys: the steps mapping keeps the run's step order, which resume relies on.
+        text = json.dumps(data, indent=1, ensure_ascii=False)
         tmp = self.path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:

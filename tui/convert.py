@@ -13,6 +13,7 @@ from backends.events import PlannedChange
 from backends.registry_doc import Issue, Validation
 from backends.steps.base import Check, Finding
 from widgets.items import ChangeItem, CheckItem, FindingItem, IssueItem, StepItem
+from widgets.pull_grid import human_bytes  # noqa: F401 - re-exported for screens
 
 STEP_TITLES: dict[str, str] = {
     "preflight": "Preflight",
@@ -64,12 +65,3 @@ def step_items(statuses: Mapping[str, str]) -> list[StepItem]:
 def short_image(ref: str) -> str:
     """`cr.backend.ai/stable/python:3.9-ubuntu20.04` -> `python:3.9-ubuntu20.04` (grid column labels)."""
     return ref.rsplit("/", 1)[-1]
-
-
-def human_bytes(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"

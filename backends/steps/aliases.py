@@ -31,6 +31,7 @@ class AliasRow:
     status: str                # remap | migrated | chain | other-registry | unresolvable | remove | skip | override
     note: str = ""
     risky: bool = False        # quoting changes the name: 20.09 never finds it by that name
+    risk: str = ""             # why it is risky, kept apart from `note` (which says what happens)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -65,7 +66,7 @@ async def analyse(step: Step) -> list[AliasRow]:
         risky = quote(alias) != alias
         row = AliasRow(alias, seg, value, None, None, "unresolvable", risky=risky)
         if risky:
-            row.note = (f"20.09 looks aliases up unquoted, and this name is stored as {seg!r}: typing "
+            row.risk = (f"20.09 looks aliases up unquoted, and this name is stored as {seg!r}: typing "
                         f"{alias!r} never finds it (it falls back to Docker Hub's {alias})")
         if alias in plan.aliases.skip:
             row.status, row.note = "skip", "left as it is (plan: aliases.skip)"
@@ -167,7 +168,7 @@ class AliasesStep(Step):
                 out.append(self.finding(Finding("warning", "unresolvable", f"alias {r.alias!r} -> {r.current}: {r.note}",
                                                 "set [aliases.overrides] or [aliases] remove in the plan")))
             if r.risky:
-                out.append(self.finding(Finding("warning", "quoted-name", f"alias {r.alias!r}: {r.note}",
+                out.append(self.finding(Finding("warning", "quoted-name", f"alias {r.alias!r}: {r.risk}",
                                                 "prefer names without ':' or '/' (remove it and add one)")))
         return out
 
@@ -206,7 +207,8 @@ class AliasesStep(Step):
         for c in plan.changes:
             key = c.target.removeprefix("etcd ")
             got = await self.cluster.kv_get(key)
-            v.add(f"{key}", got == c.after, f"{got!r}" if got == c.after else f"expected {c.after!r}, found {got!r}")
+            shown = "deleted" if got is None else repr(got)
+            v.add(f"{key}", got == c.after, shown if got == c.after else f"expected {c.after!r}, found {got!r}")
         available = await target_images(self)
         raw = await self.cluster.aliases_raw()
         known = list((await self.cluster.registries()).keys())

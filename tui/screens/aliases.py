@@ -108,9 +108,10 @@ class AliasesScreen(StepScreen):
             parts += [("  resolves to ", "$foreground-muted"), row["resolved"]]
         lines = [Content.assemble(*parts)]
         if row.get("note"):
-            style = "$text-error" if row["status"] == "unresolvable" else (
-                "$text-warning" if row.get("risky") else "$foreground-muted")
+            style = "$text-error" if row["status"] == "unresolvable" else "$foreground-muted"
             lines.append(Content.styled(row["note"], style))
+        if row.get("risk"):
+            lines.append(Content.styled(row["risk"], "$text-warning"))
         detail.update(Content("\n").join(lines))
 
     @on(EditableTable.RowHighlighted, "#aliases")

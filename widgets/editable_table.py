@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual import events, on
@@ -30,6 +31,7 @@ from widgets._style import ERROR, LABEL, foreground_only
 RowValidator = Callable[[str, str], "str | None"]
 
 STYLE_NAMES: tuple[str, ...] = ("ok", "warning", "error", "muted")
+MAX_COLUMN_WIDTH = 64     # longer values end in an ellipsis; the full value is the caller's detail line
 
 
 class EditableTable(Widget):
@@ -215,15 +217,25 @@ class EditableTable(Widget):
         with self.app.batch_update():
             table.clear(columns=True)
             for key, label in self._columns:
-                table.add_column(Text(label), key=key)
+                table.add_column(Text(label), key=key, width=self._width_of(key, label))
             for row_id in self._order:
                 table.add_row(*(self._cell(row_id, key) for key, _ in self._columns), key=row_id)
             if keep in self._rows:
                 table.move_cursor(row=self._order.index(keep), animate=False)
 
+    def _width_of(self, key: str, label: str) -> int:
+        """Widths are set here, from the data, rather than measured by DataTable when it next
+        idles: a busy screen could draw (and be screenshotted) with the header widths only."""
+        values = [cell_len(self._rows[r].get(key, "")) for r in self._order]
+        return min(MAX_COLUMN_WIDTH, max([cell_len(label), *values]))
+
     def _refresh_row(self, row_id: str) -> None:
+        widths = {key: self.table.columns[key].width for key, _ in self._columns}
+        if any(self._width_of(key, label) != widths[key] for key, label in self._columns):
+            self._rebuild(row_id)
+            return
         for key, _ in self._columns:
-            self.table.update_cell(row_id, key, self._cell(row_id, key), update_width=True)
+            self.table.update_cell(row_id, key, self._cell(row_id, key))
 
     def _theme_changed(self) -> None:
         # Row colours are baked into the Text cells: rebuild them from the new theme. (Not on

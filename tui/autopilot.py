@@ -33,7 +33,7 @@ async def wait_idle(pilot: Pilot[object], limit: float = 120.0) -> None:
     deadline = time.monotonic() + limit
     quiet = 0
     while time.monotonic() < deadline:
-        await pilot.pause(0.05)
+        await pilot.pause(0.02)
         running = [w for w in app.workers if w.is_running and w.name in ("probe", "open", "finish")]
         if app.controller.busy or running:
             quiet = 0
@@ -50,7 +50,7 @@ async def wait_for(pilot: Pilot[object], cond: Callable[[], bool], what: str, li
     while time.monotonic() < deadline:
         if cond():
             return
-        await pilot.pause(0.05)
+        await pilot.pause(0.02)
     raise AutopilotError(f"timed out waiting for {what}")
 
 

@@ -134,7 +134,8 @@ async def test_failed_apply_shows_the_error_and_fix_and_writes_nothing(wizard: W
             await pilot.press("a")
             await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation")
             await pilot.press("y")
-            await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog), "the error dialog")
+            await wait_for(pilot, lambda: isinstance(app.screen, ErrorDialog)
+                           and bool(app.screen.query(".dialog-line")), "the error dialog, composed")
         finally:
             (fresh_sandbox.path / "manager.fail-stop").unlink()
         dialog = app.screen

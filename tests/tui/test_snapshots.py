@@ -8,12 +8,14 @@ are masked at equal length by the `stable_snapshots` fixture; see conftest.py.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tui_support import SIZE, end_sessions
+from pytest_textual_snapshot import SVGImageExtension
+from tui_support import SIZE, end_sessions, screen_diff, stable_svg
 
 from backends.sandbox.layout import SandboxInfo
 from tui.app import MigrationApp, make_app
@@ -61,15 +63,47 @@ def test_start_bad_config(snap_compare: Any, snap_files: Files) -> None:
     assert snap_compare(app_for(snap_files, dry_run=False, config=bad), terminal_size=SIZE, run_before=_probed)
 
 
-@pytest.mark.parametrize("step", ["preflight", "maintenance", "registry", "prepull", "aliases", "allowlists",
-                                  "verify", "cleanup"])
-def test_step_planned(snap_compare: Any, snap_files: Files, step: str) -> None:
-    assert snap_compare(app_for(snap_files), terminal_size=SIZE, run_before=to(step))
+STEPS = ("preflight", "maintenance", "registry", "prepull", "aliases", "allowlists", "verify", "cleanup",
+         "agent-cleanup")
 
 
-def test_agent_cleanup_planned(snap_compare: Any, snap_files: Files, fresh_sandbox: SandboxInfo) -> None:
-    end_sessions(fresh_sandbox)        # users have finished: the cleanup gate opens
-    assert snap_compare(app_for(snap_files), terminal_size=SIZE, run_before=to("agent-cleanup"))
+def test_every_step_planned_in_one_walk(snapshot: Any, snap_files: Files, fresh_sandbox: SandboxInfo) -> None:
+    """One dry walk, a snapshot of every step's screen as planned, then of the summary.
+
+    Each screen as take_svg_screenshot takes it (same settling), but one walk for all ten
+    instead of a walk per screen (that was most of this file's time). `cleanup` is taken while
+    the gate blocks (sessions still running); then the sessions end and the walk goes on."""
+    snap = snapshot.use_extension(SVGImageExtension)
+    shots: dict[str, str] = {}
+
+    async def settle_and_take(pilot: Any) -> str:
+        await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause()
+        await pilot.pause()
+        await pilot.wait_for_scheduled_animations()
+        return stable_svg(pilot.app.export_screenshot(title=pilot.app.title))
+
+    async def auto_pilot(pilot: Any) -> None:
+        async def on_step(step: str) -> None:
+            shots[step] = await settle_and_take(pilot)
+
+        async def at_gate() -> None:
+            await asyncio.to_thread(end_sessions, fresh_sandbox)     # it runs its own event loop
+
+        await begin(pilot)
+        await walk(pilot, until=None, on_step=on_step, at_gate=at_gate)
+        await wait_for(pilot, lambda: getattr(pilot.app.screen, "finished", False), "the summary")
+        await wait_idle(pilot)
+        shots["summary"] = await settle_and_take(pilot)
+        pilot.app.exit()
+
+    app_for(snap_files).run(headless=True, size=SIZE, auto_pilot=auto_pilot)
+    assert list(shots) == [*STEPS, "summary"]
+    changed = [name for name, svg in shots.items() if not snap(name=name) == svg]
+    stored = Path(__file__).parent / "__snapshots__" / "test_snapshots"
+    assert not changed, "screens changed (text diff; --snapshot-update accepts them):\n" + "\n".join(
+        screen_diff(stored / f"test_every_step_planned_in_one_walk[{name}].svg", shots[name]) for name in changed)
 
 
 def test_prepull_applied_dry(snap_compare: Any, snap_files: Files) -> None:
@@ -85,11 +119,6 @@ def test_registry_broken_json(snap_compare: Any, snap_files: Files) -> None:
 def test_aliases_refused_target(snap_compare: Any, snap_files: Files) -> None:
     keys = ("enter", "ctrl+u", *"cr.backend.ai/community/julia:9.9", "enter")
     assert snap_compare(app_for(snap_files), terminal_size=SIZE, run_before=to("aliases", *keys))
-
-
-def test_summary_dry_run(snap_compare: Any, snap_files: Files, fresh_sandbox: SandboxInfo) -> None:
-    end_sessions(fresh_sandbox)
-    assert snap_compare(app_for(snap_files), terminal_size=SIZE, run_before=to(None))
 
 
 def test_aliases_at_80x24(snap_compare: Any, snap_files: Files) -> None:

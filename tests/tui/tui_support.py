@@ -4,8 +4,11 @@ stable across sandboxes (see conftest.py for why)."""
 
 from __future__ import annotations
 
+import difflib
+import html
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import aiodocker
@@ -95,6 +98,8 @@ _MASKS: tuple[tuple[re.Pattern[str], Callable[[re.Match[str]], str]], ...] = (
     (re.compile(r"127\.0\.0\.1:(\d+)"), lambda m: "127.0.0.1:" + "0" * len(m.group(1))),
     (re.compile(r"/tmp/bairm-[0-9a-f]{8}"), lambda m: "/tmp/bairm-00000000"),
     (re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}"), lambda m: "YYYYMMDD-hhmmss-xxxxxx"),
+    # rich names the SVG's classes after a checksum of the unmasked screen (ports included)
+    (re.compile(r"terminal-\d+"), lambda m: "terminal-snapshot"),
 )
 
 
@@ -104,3 +109,20 @@ def stable_svg(svg: str) -> str:
     return svg
 
 
+
+
+def screen_text(svg: str) -> list[str]:
+    """The characters of a Textual SVG screenshot, row by row (for readable failure messages)."""
+    rows: dict[float, list[tuple[float, str]]] = {}
+    for m in _TEXT.finditer(svg):
+        rows.setdefault(float(m["y"]), []).append((float(m["x"]), html.unescape(m["t"]).replace("\xa0", " ")))
+    return ["".join(t for _, t in sorted(parts)) for _, parts in sorted(rows.items())]
+
+
+def screen_diff(stored: Path, actual: str) -> str:
+    """What changed on screen between a stored snapshot and a new screenshot, as a unified diff."""
+    before = screen_text(stored.read_text()) if stored.exists() else []
+    return "\n".join(difflib.unified_diff(before, screen_text(actual), str(stored.name), "now", lineterm="", n=0))
+
+
+_TEXT = re.compile(r'<text class="[^"]*" x="(?P<x>[\d.]+)" y="(?P<y>[\d.]+)"[^>]*>(?P<t>.*?)</text>', re.S)

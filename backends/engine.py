@@ -19,6 +19,7 @@ from .context import Cluster
 from .errors import EXIT_FAILED, EXIT_GATE, EXIT_OK, GateError, MigrateError
 from .events import Emit, Event, LogLine, PlanReady, RunFinished, RunStarted, StepStatus, VerifyResult
 from .lock import ClusterLock
+from .plan import step_inputs
 from .state import RunState, StateStore, default_state_dir
 from .steps import STEP_CLASSES, STEP_ORDER
 from .steps.base import Finding, Step, StepPlan, Verification
@@ -188,6 +189,7 @@ class Engine:
         self.plans[step_id] = plan
         st = self.state.step(step_id)
         st.plan = plan.to_json()
+        st.inputs = step_inputs(self.cluster.plan, step_id)   # what the plan was made from (wizard resume)
         if st.status not in ("applying", "applied") and not self.blocking(step_id):
             st.status = "planned"   # a blocked step stays blocked: a plan to read is not a way past the gate
         self.save()

@@ -12,7 +12,7 @@ import pytest
 from backends import jsonpos
 from backends.errors import ConfigError
 from backends.images import AliasLoop, metadata_images, parse_ref, resolve_alias, tag_keys
-from backends.plan import load_plan, parse_duration, plan_from_mapping
+from backends.plan import load_plan, parse_duration, plan_from_mapping, restore_step_inputs, step_inputs
 from backends.registry_doc import valid_registry_name, validate
 from backends.secrets import MASK, Redactor, Secret
 from backends.state import RunState, StateStore
@@ -157,6 +157,23 @@ def test_plan_defaults_and_errors(tmp_path: Path) -> None:
         load_plan(bad)
     assert "not valid TOML" in str(e.value)
     assert parse_duration("10m", file=None, key="k") == 600 and parse_duration(5, file=None, key="k") == 5
+
+
+def test_step_inputs_round_trip_through_json_and_restore_only_what_differs() -> None:
+    edited = load_plan(None)
+    edited.maintenance.announcement = "back at 14:00"
+    edited.prepull.images = ["cr.backend.ai/stable/python:3.9-ubuntu20.04"]
+    edited.aliases.overrides = {"julia": "cr.backend.ai/community/julia:1.5-ubuntu20.04"}
+    edited.aliases.remove = ["lua"]
+    edited.allowlists.domains = {"default": ["cr.backend.ai"]}
+    steps = ("preflight", "maintenance", "registry", "prepull", "aliases", "allowlists", "verify")
+    saved = {s: json.loads(json.dumps(step_inputs(edited, s))) for s in steps}   # as the state file keeps them
+    assert saved["registry"] == {} and "password" not in json.dumps(saved)
+    fresh = load_plan(None)
+    changed = [s for s in steps if restore_step_inputs(fresh, s, saved[s])]
+    assert changed == ["maintenance", "prepull", "aliases", "allowlists"]
+    assert all(step_inputs(fresh, s) == step_inputs(edited, s) for s in steps)
+    assert not any(restore_step_inputs(fresh, s, saved[s]) for s in steps)      # a second time: nothing
 
 
 def test_secret_never_prints() -> None:

@@ -115,6 +115,10 @@ class MigrationApp(App[int]):
         if message.error:
             self.push_screen(ErrorDialog("Cannot open the run", message.error, message.fix))
             return
+        if self.controller.restored:
+            names = ", ".join(self.controller.title(s) for s in self.controller.restored)
+            self.notify(f"your edits from the interrupted session are back: {names}", title="Resumed",
+                        markup=False, timeout=8)
         step = self.controller.current_step()
         if step:
             self.show_step(step)

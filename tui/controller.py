@@ -32,7 +32,7 @@ from backends.errors import EXIT_OK, MigrateError
 from backends.etcd import nest_pairs, quote
 from backends.events import Event, PullProgress, RunStarted
 from backends.images import metadata_images
-from backends.plan import Plan, load_plan
+from backends.plan import Plan, load_plan, restore_step_inputs
 from backends.runner import Printer
 from backends.state import FINISHED
 from backends.steps import STEP_CLASSES, STEP_ORDER
@@ -80,6 +80,7 @@ class Controller:
         self.errors: dict[str, MigrateError] = {}
         self._preloaded = (settings, plan_obj)
         self.engine: Engine | None = None
+        self.restored: list[str] = []      # steps whose edits came back from the interrupted session
         self.closed = False
         self.probe_result: ProbeResult | None = None
         self.busy: dict[str, str] = {}
@@ -166,19 +167,24 @@ class Controller:
             tdir = Path(tempfile.mkdtemp(prefix="bai-registry-migrate-dry-run-"))
         self.engine = await Engine.open(cluster, state_dir=self.state_dir, resume=resume, transcript_dir=tdir,
                                         sinks=[self.sink])
-        self._adopt_resumed_registry_json()
+        self.restored = self._restore_edits()
 
-    def _adopt_resumed_registry_json(self) -> None:
-        """On resume, later steps must use the registry entry that was written, not the file's."""
+    def _restore_edits(self) -> list[str]:
+        """On resume, the operator's edits of the interrupted session come back (a dropped SSH
+        link loses nothing that was planned): each step's inputs as its last plan saw them, and
+        the registry entry of the registry step's plan (written or not). The plan file is the
+        starting point of a new run only. Returns the steps whose inputs were restored."""
         eng = self.engine
         assert eng is not None
+        restored = [sid for sid, st in eng.state.steps.items()
+                    if st.inputs and restore_step_inputs(eng.cluster.plan, sid, st.inputs)]
         st = eng.state.steps.get("registry")
-        if st is None or st.status not in ("applying", "applied", "verified") or not st.plan:
-            return
-        puts = (st.plan.get("data") or {}).get("config_puts") or {}
-        if puts:
-            doc = nest_pairs("", sorted(puts.items()))
-            eng.cluster.set_registry_json(json.dumps(doc, indent=2) + "\n")
+        puts = ((st.plan or {}).get("data") or {}).get("config_puts") or {} if st is not None else {}
+        now = eng.cluster.target_validation()
+        if puts and (not now.ok or now.flat() != puts):
+            eng.cluster.set_registry_json(json.dumps(nest_pairs("", sorted(puts.items())), indent=2) + "\n")
+            restored.insert(0, "registry")
+        return restored
 
     # -- engine events ---------------------------------------------------------------------
     def sink(self, event: Event) -> None:

@@ -1,5 +1,6 @@
 """Stopping the wizard in the middle of the pre-pull and starting it again: the resume offer
-appears, and the migration completes without repeating the pulls that had finished."""
+appears, and the migration completes without repeating the pulls that had finished. Edits made
+before the stop come back with the resumed run."""
 
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import json
 from pathlib import Path
 
 import pytest
-from tui_support import SIZE, WizardFactory, end_sessions
+from tui_support import SIZE, WizardFactory, end_sessions, etcd_namespace
 
 from backends.sandbox.layout import SandboxInfo
 from backends.transcript import read_jsonl
 from tui.autopilot import begin, screen_step, wait_for, wait_idle, walk
 from tui.dialogs import ConfirmDialog, ResumeDialog
 from tui.screens.summary import SummaryScreen
+from widgets.json_editor import JsonEditor
 
 pytestmark = [pytest.mark.docker]   # the agents are the sandbox's Docker daemons (root)
 
@@ -99,3 +101,50 @@ async def test_quit_mid_prepull_then_resume_without_repeating_pulls(wizard: Wiza
     assert not pulled_again & done_before
     final = json.loads((state_dir / "state.json").read_text()) if (state_dir / "state.json").exists() else None
     assert final is None or final["finished"]
+
+
+async def test_edits_of_an_interrupted_session_come_back_and_are_what_is_written(
+        wizard: WizardFactory, fresh_sandbox: SandboxInfo, tmp_path: Path) -> None:
+    """A dropped session keeps the operator's edits: an edited announcement (applied) and an
+    edited registry document (planned, not applied) are restored on resume, and the registry
+    apply then writes the edited entry, not the plan file's."""
+    state_dir = tmp_path / "state"
+    announcement = "Registry move: back at 14:00"
+    app = wizard(state_dir=state_dir)
+    async with app.run_test(size=SIZE) as pilot:
+        await begin(pilot)
+        await walk(pilot, until="maintenance")
+        await pilot.press("e", "ctrl+u", *announcement, "enter")
+        await pilot.pause(0.1)
+        await wait_idle(pilot)
+        await walk(pilot, until="registry")
+        editor = app.screen.query_one("#editor", JsonEditor)
+        await pilot.press("e", *["down"] * 7, "end", *["left"] * 2, *["backspace"] * len(",community"))
+        await pilot.pause(0.3)                               # the editor validates 150 ms after the last key
+        await wait_idle(pilot)
+        assert editor.ok and '"project": "stable"' in editor.text
+        await pilot.press("escape", "p")
+        await wait_for(pilot, lambda: not app.controller.stale("registry"), "the new plan")
+        await wait_idle(pilot)
+        await pilot.press("ctrl+q")                          # the link drops: nothing of the edit is applied
+    assert (await etcd_namespace(fresh_sandbox)).get("config/docker/registry/cr.backend.ai/project") is None
+
+    app2 = wizard(state_dir=state_dir)
+    async with app2.run_test(size=SIZE) as pilot:
+        await begin(pilot, resume="resume")
+        assert screen_step(pilot) == "registry"
+        assert app2.controller.restored == ["registry", "maintenance"]
+        cluster = app2.controller.cluster()
+        assert cluster is not None and cluster.plan.maintenance.announcement == announcement
+        assert '"project": "stable"' in app2.screen.query_one("#editor", JsonEditor).text
+        assert not app2.controller.stale("registry")
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app2.screen, ConfirmDialog), "the apply confirmation")
+        await pilot.press("y")
+        await pilot.pause(0.1)
+        await wait_idle(pilot)
+        assert app2.controller.status("registry") == "verified"
+        await pilot.press("ctrl+q")
+    ns = await etcd_namespace(fresh_sandbox)
+    assert ns["config/docker/registry/cr.backend.ai/project"] == "stable"
+    assert ns["manager/announcement"] == announcement

@@ -13,7 +13,7 @@ from tui_support import SIZE, WizardFactory, end_sessions, etcd_namespace
 
 from backends.sandbox.layout import SandboxInfo
 from backends.transcript import read_jsonl
-from tui.autopilot import begin, screen_step, wait_for, wait_idle, walk
+from tui.autopilot import apply_current, begin, screen_step, wait_for, wait_idle, walk
 from tui.dialogs import ConfirmDialog, ResumeDialog
 from tui.screens.summary import SummaryScreen
 from widgets.json_editor import JsonEditor
@@ -138,12 +138,7 @@ async def test_edits_of_an_interrupted_session_come_back_and_are_what_is_written
         assert cluster is not None and cluster.plan.maintenance.announcement == announcement
         assert '"project": "stable"' in app2.screen.query_one("#editor", JsonEditor).text
         assert not app2.controller.stale("registry")
-        await pilot.press("a")
-        await wait_for(pilot, lambda: isinstance(app2.screen, ConfirmDialog), "the apply confirmation")
-        await pilot.press("y")
-        await pilot.pause(0.1)
-        await wait_idle(pilot)
-        assert app2.controller.status("registry") == "verified"
+        assert await apply_current(pilot) == "verified"
         await pilot.press("ctrl+q")
     ns = await etcd_namespace(fresh_sandbox)
     assert ns["config/docker/registry/cr.backend.ai/project"] == "stable"

@@ -12,6 +12,7 @@ cell is a `rich.text.Text` and the panel is built from `Content`: `[etcd]` stays
 
 from __future__ import annotations
 
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 from textual import events, on
@@ -173,10 +174,15 @@ class ChangeTable(Widget):
         table = self.table
         self._built_width = self.size.width
         target_cap, value_cap = self._caps()
+        rows = [self._cells(item, target_cap, value_cap) for item in self._items]
         with self.app.batch_update():
-            table.clear()
-            for i, item in enumerate(self._items):
-                table.add_row(*self._cells(item, target_cap, value_cap), key=str(i))
+            # Widths from the cells, set now: DataTable would measure new rows only when it next
+            # idles, and a busy screen drew (and was screenshotted) with the header widths.
+            table.clear(columns=True)
+            for n, (key, label) in enumerate(COLUMNS):
+                table.add_column(label, key=key, width=max([cell_len(label), *(r[n].cell_len for r in rows)]))
+            for i, cells in enumerate(rows):
+                table.add_row(*cells, key=str(i))
             if self._items:
                 index = max(0, min(keep, len(self._items) - 1))
                 table.move_cursor(row=index, animate=False)

@@ -237,6 +237,7 @@ class Sandbox:
             await seed_cluster.seed_postgres(info)
 
         asyncio.run(state())
+        self._reset_harbor_storage(record)
         if info.docker:
             for agent in info.agents:
                 if not self.agent_proc(agent).alive():
@@ -245,6 +246,34 @@ class Sandbox:
                                            info.ports.hub_registry, agent.index)
             asyncio.run(self._reset_agents())
         log(f"sandbox reset in {time.monotonic() - t0:.1f}s")
+
+    def _reset_harbor_storage(self, record: Any) -> None:
+        """Repositories and tags pushed to the Harbor stand-in's registry after seeding are
+        removed from its storage (the registry and the stand-in read tags from there on every
+        request), so a rescan of a reset sandbox finds exactly the seeded images. Blobs stay:
+        unreferenced, they are invisible."""
+        root = self.path / "harbor-upstream" / "data" / "docker" / "registry" / "v2" / "repositories"
+        if not root.is_dir():
+            return
+        from .seed_images import UPSTREAM
+
+        seeded: dict[str, set[str]] = {}
+        for t in record.in_registry(UPSTREAM):
+            seeded.setdefault(t.repo, set()).add(t.tag)
+        for manifests in sorted(root.rglob("_manifests"), reverse=True):
+            repo_dir = manifests.parent
+            repo = repo_dir.relative_to(root).as_posix()
+            if repo not in seeded:
+                for part in ("_manifests", "_layers", "_uploads"):
+                    shutil.rmtree(repo_dir / part, ignore_errors=True)
+                continue
+            tags = manifests / "tags"
+            for tag_dir in tags.iterdir() if tags.is_dir() else ():
+                if tag_dir.name not in seeded[repo]:
+                    shutil.rmtree(tag_dir, ignore_errors=True)
+        for d in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+            if not any(d.iterdir()):
+                d.rmdir()
 
     async def _reset_agents(self) -> None:
         import aiodocker

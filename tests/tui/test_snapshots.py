@@ -15,11 +15,12 @@ from typing import Any
 
 import pytest
 from pytest_textual_snapshot import SVGImageExtension
-from tui_support import SIZE, end_sessions, screen_diff, stable_svg
+from tui_support import SIZE, end_sessions, etcd_namespace, screen_diff, stable_svg
 
 from backends.sandbox.layout import SandboxInfo
 from tui.app import MigrationApp, make_app
 from tui.autopilot import begin, wait_for, wait_idle, walk
+from widgets.findings import FindingsView
 
 pytestmark = [pytest.mark.docker]   # the agents are the sandbox's Docker daemons (root)
 
@@ -63,47 +64,77 @@ def test_start_bad_config(snap_compare: Any, snap_files: Files) -> None:
     assert snap_compare(app_for(snap_files, dry_run=False, config=bad), terminal_size=SIZE, run_before=_probed)
 
 
+SNAP_PREFIX = "test_every_step_planned_in_one_walk_and_the_cleanup_gate"
 STEPS = ("preflight", "maintenance", "registry", "prepull", "aliases", "allowlists", "verify", "cleanup",
          "agent-cleanup")
 
 
-def test_every_step_planned_in_one_walk(snapshot: Any, snap_files: Files, fresh_sandbox: SandboxInfo) -> None:
-    """One dry walk, a snapshot of every step's screen as planned, then of the summary.
+async def _settle_and_take(pilot: Any) -> str:
+    """The screen as take_svg_screenshot takes it (same settling), masked."""
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+    await pilot.pause()
+    await pilot.pause()
+    await pilot.wait_for_scheduled_animations()
+    return stable_svg(pilot.app.export_screenshot(title=pilot.app.title))
 
-    Each screen as take_svg_screenshot takes it (same settling), but one walk for all ten
-    instead of a walk per screen (that was most of this file's time). `cleanup` is taken while
-    the gate blocks (sessions still running); then the sessions end and the walk goes on."""
+
+def test_every_step_planned_in_one_walk_and_the_cleanup_gate(snapshot: Any, snap_files: Files,
+                                                              fresh_sandbox: SandboxInfo) -> None:
+    """One dry walk: a snapshot of every step's screen as planned, then of the summary; on the
+    way, the cleanup gate lists the live sessions and blocks, and opens once they end.
+
+    One walk for all ten screens instead of a walk per screen (that was most of this file's
+    time). What the walk saw is kept in `seen` and asserted after the app has exited."""
     snap = snapshot.use_extension(SVGImageExtension)
+    before = asyncio.run(etcd_namespace(fresh_sandbox))
     shots: dict[str, str] = {}
-
-    async def settle_and_take(pilot: Any) -> str:
-        await pilot.pause()
-        await pilot.wait_for_scheduled_animations()
-        await pilot.pause()
-        await pilot.pause()
-        await pilot.wait_for_scheduled_animations()
-        return stable_svg(pilot.app.export_screenshot(title=pilot.app.title))
+    seen: dict[str, Any] = {}
 
     async def auto_pilot(pilot: Any) -> None:
+        app = pilot.app
+
         async def on_step(step: str) -> None:
-            shots[step] = await settle_and_take(pilot)
+            shots[step] = await _settle_and_take(pilot)
+            if step == "cleanup":
+                screen = app.screen
+                seen["status"] = app.controller.status("cleanup")
+                seen["live"] = next(f for f in screen.query_one("#findings", FindingsView).items
+                                    if f.code == "live-sessions")
+                seen["apply"] = screen.check_action("apply", ())
+                seen["state"] = str(screen.query_one("#step-state").render())
 
         async def at_gate() -> None:
             await asyncio.to_thread(end_sessions, fresh_sandbox)     # it runs its own event loop
 
         await begin(pilot)
         await walk(pilot, until=None, on_step=on_step, at_gate=at_gate)
-        await wait_for(pilot, lambda: getattr(pilot.app.screen, "finished", False), "the summary")
+        await wait_for(pilot, lambda: getattr(app.screen, "finished", False), "the summary")
         await wait_idle(pilot)
-        shots["summary"] = await settle_and_take(pilot)
-        pilot.app.exit()
+        shots["summary"] = await _settle_and_take(pilot)
+        plan = app.controller.plan_of("cleanup")
+        seen["commands"] = [c.command for c in plan.changes] if plan else None
+        seen["run"] = app.controller.run_status
+        app.exit()
 
     app_for(snap_files).run(headless=True, size=SIZE, auto_pilot=auto_pilot)
     assert list(shots) == [*STEPS, "summary"]
     changed = [name for name, svg in shots.items() if not snap(name=name) == svg]
     stored = Path(__file__).parent / "__snapshots__" / "test_snapshots"
     assert not changed, "screens changed (text diff; --snapshot-update accepts them):\n" + "\n".join(
-        screen_diff(stored / f"test_every_step_planned_in_one_walk[{name}].svg", shots[name]) for name in changed)
+        screen_diff(stored / f"{SNAP_PREFIX}[{name}].svg", shots[name]) for name in changed)
+
+    # the gate, while two sessions ran on old images
+    assert seen["status"] == "blocked" and seen["apply"] is False      # nothing to apply while blocked
+    assert seen["live"].severity == "blocking" and len(seen["live"].details) == 2
+    assert any("notebook-1 (RUNNING)" in d and "i-agent1" in d for d in seen["live"].details)
+    assert "blocked" in seen["state"] and "2 session(s) still run" in seen["state"] and "fix:" in seen["state"]
+    # once they ended, p planned it
+    assert seen["commands"] == ["backend.ai mgr etcd delete --prefix images/index.docker.io",
+                                "backend.ai mgr etcd delete --prefix config/docker/registry/index.docker.io"]
+    assert seen["run"] == "dry-run"
+    assert asyncio.run(etcd_namespace(fresh_sandbox)) == before      # a dry run writes nothing
+    assert not snap_files["state"].exists()
 
 
 def test_prepull_applied_dry(snap_compare: Any, snap_files: Files) -> None:

@@ -3,11 +3,10 @@ and what reaches the cluster (read back without the wizard)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
-from tui_support import SIZE, WizardFactory, agent_images, domains, end_sessions, etcd_namespace
+from tui_support import SIZE, WizardFactory, agent_images, domains, etcd_namespace
 
 from backends.sandbox.layout import SandboxInfo
 from tui.autopilot import apply_current, begin, next_step, screen_step, wait_for, wait_idle, walk
@@ -171,38 +170,6 @@ async def test_allowlists_toggles_edits_sql_and_apply(wizard: WizardFactory, fre
         assert after["education"] == ["registry.education.local", "cr.backend.ai"]
         assert after["default"] == ["cr.backend.ai"]
         await pilot.press("ctrl+q")
-
-
-async def test_cleanup_gate_lists_live_sessions_dry_run(wizard: WizardFactory, fresh_sandbox: SandboxInfo,
-                                                        tmp_path: Path) -> None:
-    before = await etcd_namespace(fresh_sandbox)
-    app = wizard(dry_run=True, transcript_dir=tmp_path / "transcript")
-    async with app.run_test(size=SIZE) as pilot:
-        await begin(pilot)
-        await walk(pilot, until="cleanup")
-        screen = app.screen
-        assert app.controller.status("cleanup") == "blocked"
-        live = next(f for f in screen.query_one("#findings", FindingsView).items if f.code == "live-sessions")
-        assert live.severity == "blocking" and len(live.details) == 2
-        assert any("notebook-1 (RUNNING)" in d and "i-agent1" in d for d in live.details)
-        assert screen.check_action("apply", ()) is False      # nothing planned while blocked
-        state = str(screen.query_one("#step-state").render())
-        assert "blocked" in state and "2 session(s) still run" in state and "fix:" in state
-        await asyncio.to_thread(end_sessions, fresh_sandbox)
-        await pilot.press("p")
-        await pilot.pause(0.1)
-        await wait_idle(pilot)
-        assert app.controller.status("cleanup") == "planned"
-        changes = screen.query_one("#changes", ChangeTable).items
-        assert [c.command for c in changes] == ["backend.ai mgr etcd delete --prefix images/index.docker.io",
-                                                "backend.ai mgr etcd delete --prefix "
-                                                "config/docker/registry/index.docker.io"]
-        await walk(pilot)                                     # the rest, dry
-        await wait_for(pilot, lambda: getattr(app.screen, "finished", False), "the end of the dry run")
-        assert app.controller.run_status == "dry-run"
-        await pilot.press("ctrl+q")
-    assert await etcd_namespace(fresh_sandbox) == before      # a dry run writes nothing
-    assert not (tmp_path / "state").exists()
 
 
 async def test_transcript_view_and_export(wizard: WizardFactory, fresh_sandbox: SandboxInfo, tmp_path: Path,

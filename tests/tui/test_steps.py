@@ -9,6 +9,7 @@ import pytest
 from tui_support import SIZE, WizardFactory, agent_images, domains, etcd_namespace
 
 from backends.sandbox.layout import SandboxInfo
+from backends.transcript import read_jsonl
 from tui.autopilot import apply_current, begin, next_step, screen_step, wait_for, wait_idle, walk
 from tui.dialogs import ConfirmDialog, ExportDialog
 from tui.screens.allowlists import AllowlistsScreen
@@ -124,6 +125,49 @@ async def test_prepull_grid_pause_quit_confirmation_and_resume(wizard: WizardFac
         await pilot.press("ctrl+q")
     images = await agent_images(fresh_sandbox)
     assert all("cr.backend.ai/stable/python:3.9-ubuntu20.04" in tags for tags in images.values())
+
+
+async def test_prepull_failed_cells_are_retried_once_the_registry_is_fixed(wizard: WizardFactory,
+                                                                           fresh_sandbox: SandboxInfo,
+                                                                           tmp_path: Path) -> None:
+    """A tag missing from Harbor fails its cells on every agent (with the registry's error) and
+    the others finish; once the tag is back, r redoes the failed cells only."""
+    plan = tmp_path / "plan.toml"
+    plan.write_text(fresh_sandbox.plan_toml.read_text().replace("retries = 3", "retries = 1"))
+    tags = (fresh_sandbox.path / "harbor-upstream" / "data" / "docker" / "registry" / "v2" / "repositories"
+            / "stable" / "r-base" / "_manifests" / "tags")
+    app = wizard(plan_path=str(plan))
+    async with app.run_test(size=SIZE) as pilot:
+        await begin(pilot)
+        await walk(pilot, until="prepull")
+        screen = app.screen
+        grid = screen.query_one("#grid", PullGrid)
+        missing = "cr.backend.ai/stable/r-base:4.0"
+        assert missing in grid.images
+        (tags / "4.0").rename(tmp_path / "r-base-4.0")          # the tag disappears from the registry
+        try:
+            assert await apply_current(pilot) == "failed"
+            cells = grid.snapshot()
+            assert {k for k, v in cells.items() if v == "failed"} == {(a, missing) for a in grid.agents}
+            assert grid.counts().get("done") == 27 - 3
+            cell = app.controller.cells["prepull"][("i-agent1", missing)]
+            assert "r-base" in cell.message and ("not found" in cell.message or "unknown" in cell.message)
+            assert screen.check_action("retry", ()) is True
+        finally:
+            (tmp_path / "r-base-4.0").rename(tags / "4.0")      # fixed
+        await pilot.press("r")
+        await pilot.pause(0.1)
+        await wait_idle(pilot)
+        assert app.controller.status("prepull") == "verified"
+        assert set(grid.snapshot().values()) == {"done"}
+        assert screen.check_action("retry", ()) is False
+        jsonl = app.controller.transcript_paths()[1]
+        await pilot.press("ctrl+q")
+    kept = {(e["agent"], e["image"]) for e in read_jsonl(jsonl)
+            if e["kind"] == "pull" and e["message"] == "done in an earlier attempt"}
+    assert len(kept) == 24 and not any(image == missing for _, image in kept)   # only the failed were redone
+    images = await agent_images(fresh_sandbox)
+    assert all(missing in tags_ for tags_ in images.values())
 
 
 async def test_allowlists_toggles_edits_sql_and_apply(wizard: WizardFactory, fresh_sandbox: SandboxInfo) -> None:

@@ -15,18 +15,14 @@ from oracle import Oracle, find_oracle
 from backends.sandbox.cluster import Sandbox
 from backends.sandbox.layout import SandboxInfo
 
-from .support import Cli, EndState, end_sessions
+from .support import Cli, EndState, cli_on, end_sessions
 
 
 @pytest.fixture
 def cli(fresh_sandbox: SandboxInfo, tmp_path: Path) -> Iterator[Cli]:
     """The CLI against a freshly reset sandbox; any runner still alive at the end is killed."""
-    c = Cli.create(fresh_sandbox, tmp_path)
-    try:
+    with cli_on(fresh_sandbox, tmp_path) as c:
         yield c
-    finally:
-        for r in c.runners:
-            r.ensure_dead()
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -435,3 +436,18 @@ def dirs_under(*dirs: Path) -> Iterator[Path]:
         for root, subdirs, _names in os.walk(d):
             for n in subdirs:
                 yield Path(root) / n
+
+
+@contextmanager
+def cli_on(info: SandboxInfo, home: Path, *, sessions_ended: bool = False) -> Iterator[Cli]:
+    """A Cli on a (freshly reset) sandbox; every runner it started is dead afterwards.
+    `sessions_ended`: the users have finished first (the two live sessions end), so a run can
+    pass the cleanup gate."""
+    if sessions_ended:
+        assert end_sessions(info) == 2
+    c = Cli.create(info, home)
+    try:
+        yield c
+    finally:
+        for r in c.runners:
+            r.ensure_dead()

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from engine.support import Cli, EndState, end_sessions, etcdctl, lock_entry, pid_alive
+from engine.support import Cli, EndState, cli_on, end_sessions, etcdctl, lock_entry, pid_alive
 
 from backends.sandbox import services
 from backends.sandbox.cluster import Sandbox
@@ -68,11 +68,8 @@ def reference(sandbox: SandboxInfo, tmp_path_factory: pytest.TempPathFactory) ->
 @pytest.fixture
 def fcli(fresh_sandbox: SandboxInfo, tmp_path: Path) -> Iterator[Cli]:
     """The CLI on a reset sandbox whose users have finished (so a run can complete)."""
-    assert end_sessions(fresh_sandbox) == 2
-    c = Cli.create(fresh_sandbox, tmp_path)
     try:
-        yield c
+        with cli_on(fresh_sandbox, tmp_path, sessions_ended=True) as c:
+            yield c
     finally:
-        for r in c.runners:
-            r.ensure_dead()
         restore_services(fresh_sandbox)

@@ -6,17 +6,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from engine.support import Cli, end_sessions
+from engine.support import Cli, cli_on
 
 from backends.sandbox.layout import SandboxInfo
 
 
 @pytest.fixture
 def scli(fresh_sandbox: SandboxInfo, tmp_path: Path) -> Iterator[Cli]:
-    assert end_sessions(fresh_sandbox) == 2
-    c = Cli.create(fresh_sandbox, tmp_path)
-    try:
+    with cli_on(fresh_sandbox, tmp_path, sessions_ended=True) as c:
         yield c
-    finally:
-        for r in c.runners:
-            r.ensure_dead()

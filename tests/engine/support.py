@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -451,3 +452,46 @@ def cli_on(info: SandboxInfo, home: Path, *, sessions_ended: bool = False) -> It
     finally:
         for r in c.runners:
             r.ensure_dead()
+
+
+@contextmanager
+def domain_row_locked(info: SandboxInfo, domain: str, *, until_shutdown: bool = False) -> Iterator[None]:
+    """Holds `SELECT ... FOR UPDATE` on one domain row in another session until the block ends,
+    so a runner's allowlists transaction waits on it. `until_shutdown`: the test stops the
+    server meanwhile, which ends this session too; that is not an error then."""
+    locked, release = threading.Event(), threading.Event()
+    errors: list[BaseException] = []
+
+    async def hold() -> None:
+        conn = await asyncpg.connect(info.pg_dsn())
+        try:
+            tr = conn.transaction()
+            await tr.start()
+            await conn.fetch("SELECT name FROM domains WHERE name = $1 FOR UPDATE", domain)
+            locked.set()
+            await asyncio.to_thread(release.wait)
+            if not until_shutdown:
+                await tr.rollback()
+        finally:
+            if until_shutdown:
+                conn.terminate()      # the server may already have ended this session
+            else:
+                await conn.close()
+
+    def run() -> None:
+        try:
+            asyncio.run(hold())
+        except BaseException as e:  # noqa: BLE001 - reported in the test thread
+            errors.append(e)
+            locked.set()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    assert locked.wait(10) and not errors, errors
+    try:
+        yield
+    finally:
+        release.set()
+        t.join(10)
+        if not until_shutdown:
+            assert not errors, errors

@@ -18,10 +18,8 @@ finished: cells journaled before the kill are reported "done in an earlier attem
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +34,7 @@ from .support import (
     EndState,
     Tail,
     allowlists,
+    domain_row_locked,
     end_sessions,
     is_,
     manager_up,
@@ -45,40 +44,6 @@ from .support import (
 )
 
 pytestmark = [pytest.mark.docker]
-
-
-@contextmanager
-def domain_row_locked(info: SandboxInfo, domain: str) -> Iterator[None]:
-    """Holds `SELECT ... FOR UPDATE` on one domain row in another session until the block ends."""
-    locked, release = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-
-    async def hold() -> None:
-        conn = await asyncpg.connect(info.pg_dsn())
-        try:
-            async with conn.transaction():
-                await conn.fetch("SELECT name FROM domains WHERE name = $1 FOR UPDATE", domain)
-                locked.set()
-                await asyncio.to_thread(release.wait)
-        finally:
-            await conn.close()
-
-    def run() -> None:
-        try:
-            asyncio.run(hold())
-        except BaseException as e:  # noqa: BLE001 - re-raised in the test thread
-            errors.append(e)
-            locked.set()
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    assert locked.wait(10) and not errors, errors
-    try:
-        yield
-    finally:
-        release.set()
-        t.join(10)
-        assert not errors, errors
 
 
 def waiting_for_row_lock(info: SandboxInfo) -> bool:

@@ -17,14 +17,11 @@ every session, the runner's in the middle of its transaction. Afterwards:
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import threading
 import time
-from collections.abc import Iterator
 
 import asyncpg
 import pytest
-from engine.support import Cli, EndState, Tail, is_
+from engine.support import Cli, EndState, Tail, domain_row_locked, is_
 
 from backends.sandbox.layout import SandboxInfo
 
@@ -33,40 +30,6 @@ from .outage import start_postgres, stop_postgres
 from .states import ClusterState, Reference, last_error_line, old_or_new, step_status
 
 pytestmark = [pytest.mark.docker]
-
-
-@contextlib.contextmanager
-def row_locked_until_shutdown(info: SandboxInfo, domain: str) -> Iterator[None]:
-    """Holds a row lock on `domain` in another session; the server's shutdown may end it."""
-    locked, release = threading.Event(), threading.Event()
-    errors: list[BaseException] = []
-
-    async def hold() -> None:
-        conn = await asyncpg.connect(info.pg_dsn())
-        try:
-            tr = conn.transaction()
-            await tr.start()
-            await conn.fetch("SELECT name FROM domains WHERE name = $1 FOR UPDATE", domain)
-            locked.set()
-            await asyncio.to_thread(release.wait)
-        finally:
-            conn.terminate()   # the server may already have ended this session
-
-    def run() -> None:
-        try:
-            asyncio.run(hold())
-        except BaseException as e:  # noqa: BLE001 - reported unless it is the shutdown's doing
-            errors.append(e)
-            locked.set()
-
-    t = threading.Thread(target=run, daemon=True)
-    t.start()
-    assert locked.wait(10) and not errors, errors
-    try:
-        yield
-    finally:
-        release.set()
-        t.join(10)
 
 
 def runner_waits_on_a_domain_row(info: SandboxInfo) -> bool:
@@ -85,7 +48,7 @@ def test_postgres_stops_inside_the_allowlists_transaction(fcli: Cli, reference: 
     info = fcli.info
     old, new = reference.around("allowlists")
     tail = Tail(fcli.transcript)
-    with row_locked_until_shutdown(info, "default"):
+    with domain_row_locked(info, "default", until_shutdown=True):
         runner = fcli.start("run", "--yes")
         tail.wait_for(is_("step-status", step="allowlists", status="applying"), runner, what="allowlists applying")
         deadline = time.monotonic() + 8

@@ -3,7 +3,17 @@ their fix, recheck after a fix, quitting without having written anything."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import pty
 import re
+import select
+import signal
+import struct
+import sys
+import termios
+import time
 from pathlib import Path
 
 from tui_support import SIZE, WizardFactory, etcd_namespace
@@ -112,3 +122,64 @@ async def test_unreachable_etcd(wizard: WizardFactory, fresh_sandbox: SandboxInf
         assert app.screen.check_action("begin", ()) is None
         await pilot.press("ctrl+q")
     assert await etcd_namespace(fresh_sandbox) == before
+
+
+def _run_in_a_terminal(argv: list[str], env: dict[str, str], until: bytes = b"Begin", limit: float = 30.0) -> str:
+    """The wizard in a real pseudo-terminal (120x36) until it has drawn `until` (and a little
+    more), then ctrl+q; what it drew."""
+    pid, fd = pty.fork()
+    if pid == 0:                                             # the child: the wizard, as a user starts it
+        os.execve(argv[0], argv, env)
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 36, 120, 0, 0))
+    out = bytearray()
+
+    def read_for(limit: float, until: bytes | None = None) -> bool:
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline and not (until and until in out):
+            ready, _, _ = select.select([fd], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(fd, 65536)
+                except OSError:                              # the child has gone: EIO on Linux
+                    return False
+                if not chunk:
+                    return False
+                out.extend(chunk)
+        return True
+
+    try:
+        read_for(limit, until)
+        read_for(0.5)                                        # the frame that carried it, to the end
+        os.write(fd, b"\x11")                                # ctrl+q
+        read_for(10.0)
+    finally:
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG) == (0, 0):
+                os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(fd)
+    return out.decode("utf-8", "replace")
+
+
+def _colours(screen: str) -> set[tuple[int, int, int]]:
+    """Every truecolor foreground and background the terminal was told to use."""
+    found = set()
+    for params in re.findall(r"\x1b\[([0-9;]*)m", screen):
+        p = params.split(";")
+        for i in range(len(p) - 4):
+            if p[i] in ("38", "48") and p[i + 1] == "2":
+                found.add((int(p[i + 2]), int(p[i + 3]), int(p[i + 4])))
+    return found
+
+
+def test_no_color_draws_in_greys_only_in_a_real_terminal(sandbox: SandboxInfo, tmp_path: Path) -> None:
+    """NO_COLOR (no-color.org): the same start screen, drawn in a real terminal, uses colours
+    without it and only greys with it."""
+    argv = [str(Path(sys.executable).parent / "bai-registry-migrate"), "--config", str(sandbox.manager_toml),
+            "--plan", str(sandbox.plan_toml), "--state-dir", str(tmp_path / "state")]
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "TEXTUAL_THEME")}
+    env.update(TERM="xterm-256color", COLORTERM="truecolor")
+    coloured = _colours(_run_in_a_terminal(argv, env))
+    grey = _colours(_run_in_a_terminal(argv, {**env, "NO_COLOR": "1"}))
+    assert any(len({r, g, b}) > 1 for r, g, b in coloured), sorted(coloured)[:10]   # the control: colours
+    assert grey and all(r == g == b for r, g, b in grey), sorted(c for c in grey if len(set(c)) > 1)[:10]

@@ -9,7 +9,7 @@ import pytest
 from tui_support import SIZE, WizardFactory, etcd_namespace
 
 from backends.sandbox.layout import SandboxInfo
-from tui.autopilot import begin, screen_step, wait_for, wait_idle, walk
+from tui.autopilot import apply_current, begin, screen_step, wait_for, wait_idle, walk
 from tui.dialogs import ConfirmDialog, ErrorDialog
 from tui.screens.registry import RegistryScreen
 from widgets.json_editor import JsonEditor
@@ -151,10 +151,5 @@ async def test_failed_apply_shows_the_error_and_fix_and_writes_nothing(wizard: W
         assert await etcd_namespace(fresh_sandbox) == before
         # the cause is gone: apply again (same plan) succeeds
         assert app.screen.check_action("apply", ()) is True
-        await pilot.press("a")
-        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the confirmation")
-        await pilot.press("y")
-        await pilot.pause(0.1)
-        await wait_idle(pilot)
-        assert app.controller.status("registry") == "verified"
+        assert await apply_current(pilot) == "verified"
         await pilot.press("ctrl+q")

@@ -114,9 +114,15 @@ async def test_prepull_grid_pause_quit_confirmation_and_resume(wizard: WizardFac
         if app.controller.busy.get("prepull"):
             await pilot.press("ctrl+p")                       # pause
             await wait_idle(pilot)
-            assert app.controller.status("prepull") == "applying"
-            await pilot.press("a")                            # resume the confirmed plan
-            await pilot.pause(0.1)
+            # The last pulls may finish before the pause lands (then there is nothing to resume);
+            # test_resume.py pauses right after the first pull and asserts the paused state.
+            assert app.controller.status("prepull") in ("applying", "applied", "verified")
+            if app.controller.status("prepull") == "applying":
+                await pilot.press("a")                        # resume the confirmed plan
+                await pilot.pause(0.1)
+            elif app.controller.status("prepull") == "applied":
+                await pilot.press("v")                        # the pause stopped it before its verification
+                await pilot.pause(0.1)
         await wait_idle(pilot)
         assert app.controller.status("prepull") == "verified"
         assert set(grid.snapshot().values()) == {"done"}

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from . import __version__
-from .context import Cluster
+from .cluster import Cluster
 from .errors import EXIT_FAILED, EXIT_GATE, EXIT_OK, GateError, MigrateError
 from .events import Emit, Event, LogLine, PlanReady, RunFinished, RunStarted, StepStatus, VerifyResult
 from .lock import ClusterLock
-from .plan import step_inputs
+from .plan_file import step_inputs
 from .state import RunState, StateStore, default_state_dir
 from .steps import STEP_CLASSES, STEP_ORDER
 from .steps.base import Finding, Step, StepPlan, Verification

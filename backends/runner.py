@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 
+from .cluster import Cluster
 from .config import load_settings
-from .context import Cluster
 from .engine import Engine, StepBlocked, StepFailed
 from .errors import EXIT_FAILED, EXIT_GATE, EXIT_OK, EXIT_USAGE, ConfigError, ConnectError, MigrateError
 from .events import (
@@ -32,7 +32,7 @@ from .events import (
     StepStatus,
     VerifyResult,
 )
-from .plan import Plan, load_plan
+from .plan_file import PlanFile, load_plan
 from .registry_doc import validate
 from .steps import STEP_ORDER
 
@@ -122,7 +122,7 @@ def _select(steps: Sequence[str] | None) -> list[str]:
     return [s for s in STEP_ORDER if s in steps]
 
 
-def check_registry_json(plan: Plan) -> None:
+def check_registry_json(plan: PlanFile) -> None:
     """Refuses an invalid registry JSON before anything is written.
 
     The wizard lets the operator correct the document in its editor, so the engine checks it

@@ -30,9 +30,9 @@ from typing import Any
 
 import aiodocker
 
+from backends.cluster import Cluster
 from backends.config import load_settings
-from backends.context import Cluster
-from backends.plan import load_plan
+from backends.plan_file import load_plan
 from backends.sandbox import seed_images, services
 from backends.state import StepState
 from backends.steps.base import StepPlan

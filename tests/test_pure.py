@@ -12,7 +12,7 @@ import pytest
 from backends import jsonpos
 from backends.errors import ConfigError
 from backends.images import AliasLoop, metadata_images, parse_ref, resolve_alias, tag_keys
-from backends.plan import load_plan, parse_duration, plan_from_mapping, restore_step_inputs, step_inputs
+from backends.plan_file import load_plan, parse_duration, plan_from_mapping, restore_step_inputs, step_inputs
 from backends.registry_doc import valid_registry_name, validate
 from backends.secrets import MASK, Redactor, Secret
 from backends.state import RunState, StateStore

@@ -18,7 +18,7 @@ from textual.widgets import Footer, Input, TextArea
 
 from backends.config import Settings
 from backends.errors import MigrateError
-from backends.plan import Plan
+from backends.plan_file import PlanFile
 
 from .controller import Controller
 from .dialogs import ConfirmDialog, ErrorDialog, ExportDialog
@@ -210,7 +210,7 @@ class MigrationApp(App[int]):
         self.exit(self.quit_code)
 
 
-def make_app(settings: Settings | MigrateError | None = None, plan: Plan | MigrateError | None = None, *,
+def make_app(settings: Settings | MigrateError | None = None, plan: PlanFile | MigrateError | None = None, *,
              config: str | None = None, plan_path: str | None = None, dry_run: bool = False,
              state_dir: Path | None = None, transcript_dir: Path | None = None,
              manager_version: str | None = None, cursor_blink: bool = True) -> MigrationApp:

@@ -82,7 +82,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             fn = {"run": runner.main_run, "plan": runner.main_plan, "rollback": runner.main_rollback}[args.command]
             return fn(opts)
         if args.command == "inspect":
-            from backends.inspect import run_inspect
+            from backends.inspection import run_inspect
 
             return run_inspect(args)
         from tui.launch import launch

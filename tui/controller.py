@@ -25,14 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from textual.signal import Signal
 
+from backends.cluster import Cluster
 from backends.config import Settings, load_settings
-from backends.context import Cluster
 from backends.engine import Engine
 from backends.errors import EXIT_OK, MigrateError
 from backends.etcd import nest_pairs, quote
 from backends.events import Event, PullProgress, RunStarted
 from backends.images import metadata_images
-from backends.plan import Plan, load_plan, restore_step_inputs
+from backends.plan_file import PlanFile, load_plan, restore_step_inputs
 from backends.runner import Printer
 from backends.state import FINISHED
 from backends.steps import STEP_CLASSES, STEP_ORDER
@@ -66,7 +66,7 @@ class Identity:
 class Controller:
     def __init__(self, app: App[Any], *, config: str | None, plan: str | None, dry_run: bool,
                  state_dir: Path | None, transcript_dir: Path | None = None,
-                 settings: Settings | MigrateError | None = None, plan_obj: Plan | MigrateError | None = None,
+                 settings: Settings | MigrateError | None = None, plan_obj: PlanFile | MigrateError | None = None,
                  manager_version: str | None = None) -> None:
         self.app = app
         self.config_arg = config
@@ -76,7 +76,7 @@ class Controller:
         self.transcript_dir = transcript_dir
         self.manager_version = manager_version
         self.settings: Settings | None = None
-        self.plan: Plan | None = None
+        self.plan: PlanFile | None = None
         self.errors: dict[str, MigrateError] = {}
         self._preloaded = (settings, plan_obj)
         self.engine: Engine | None = None

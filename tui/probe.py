@@ -13,10 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from backends.cluster import Cluster
 from backends.config import Settings
-from backends.context import Cluster
 from backends.errors import MigrateError
-from backends.plan import Plan
+from backends.plan_file import PlanFile
 from backends.state import FINISHED, STATE_FILE, default_state_dir
 from backends.steps import STEP_ORDER
 
@@ -84,7 +84,7 @@ def peek_state(directory: Path) -> Unfinished | None:
     return Unfinished(str(raw.get("run_id", "?")), float(raw.get("updated_at") or 0.0), statuses, path)
 
 
-async def probe(settings: Settings | None, plan: Plan | None, errors: dict[str, MigrateError], *,
+async def probe(settings: Settings | None, plan: PlanFile | None, errors: dict[str, MigrateError], *,
                 dry_run: bool, state_dir: Path | None) -> ProbeResult:
     out = ProbeResult()
     if settings is None:

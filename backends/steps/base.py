@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from ..context import Cluster
+from ..cluster import Cluster
 from ..events import Emit, FindingEvent, PlannedChange, Progress, StepStatus
 from ..state import RunState, StepState
 

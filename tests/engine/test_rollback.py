@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
+from backends.cluster import Cluster
 from backends.config import load_settings
-from backends.context import Cluster
 from backends.engine import Engine
-from backends.plan import load_plan
+from backends.plan_file import load_plan
 from backends.sandbox.layout import SandboxInfo
 from backends.steps import STEP_ORDER
 from backends.vault import Vault

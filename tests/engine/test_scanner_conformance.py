@@ -28,10 +28,10 @@ import httpx
 import pytest
 from oracle import Oracle, raw_delete_namespace, raw_namespace, unique_namespace
 
+from backends.cluster import Cluster
 from backends.config import HostPort, load_settings
-from backends.context import Cluster
 from backends.etcd import EtcdStore
-from backends.plan import load_plan
+from backends.plan_file import load_plan
 from backends.registry_doc import RegistryEntry, validate
 from backends.sandbox import seed_images as si
 from backends.sandbox.catalog import CATALOG

@@ -23,11 +23,11 @@ from typing import Any
 
 from engine.support import Cli, EndState, agents, domain_rows, etcd_ns, manager_up
 
+from backends.cluster import Cluster
 from backends.config import load_settings
-from backends.context import Cluster
 from backends.engine import Engine
 from backends.events import Emit
-from backends.plan import load_plan
+from backends.plan_file import load_plan
 from backends.sandbox.layout import SandboxInfo
 from backends.steps import STEP_ORDER
 from backends.vault import Vault

@@ -23,7 +23,7 @@ from engine.support import Cli, etcd_ns
 
 from backends.errors import ConfigError
 from backends.manager_control import ManagerControl
-from backends.plan import plan_from_mapping
+from backends.plan_file import plan_from_mapping
 from backends.sandbox.layout import SandboxInfo
 
 pytestmark = [pytest.mark.docker]

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from tui_support import WizardFactory, stable_svg
 
-from backends.plan import load_plan
+from backends.plan_file import load_plan
 from backends.sandbox.layout import SandboxInfo
 from tui.app import MigrationApp, make_app
 

@@ -21,7 +21,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from backends.images import parse_ref
-from backends.plan import reference_problem
+from backends.plan_file import reference_problem
 from widgets.editable_table import EditableTable
 
 from .step import PLANNABLE, StepScreen

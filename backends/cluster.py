@@ -17,7 +17,7 @@ from .db import Database, DomainRow
 from .errors import ConfigError
 from .etcd import ALIASES_PREFIX, REGISTRY_PREFIX, EtcdStore, nest_pairs, prefix_range
 from .manager_control import ManagerControl
-from .plan import Plan
+from .plan_file import PlanFile
 from .registry_doc import RegistryEntry, Validation, entry_from_etcd, validate
 from .secrets import Redactor, Secret
 from .vault import Vault
@@ -58,7 +58,7 @@ class Overlay:
 
 
 class Cluster:
-    def __init__(self, settings: Settings, plan: Plan, *, dry_run: bool = False, vault: Vault | None = None) -> None:
+    def __init__(self, settings: Settings, plan: PlanFile, *, dry_run: bool = False, vault: Vault | None = None) -> None:
         self.settings = settings
         self.plan = plan
         self.dry_run = dry_run

@@ -14,12 +14,12 @@ from collections import Counter
 from typing import Any
 from urllib.parse import unquote
 
+from .cluster import Cluster
 from .config import load_settings
-from .context import Cluster
 from .errors import EXIT_OK, ConnectError
 from .images import DOCKER_HUB, metadata_images
 from .manager_control import Version, gate_version
-from .plan import load_plan
+from .plan_file import load_plan
 from .secrets import MASK, is_secret_key
 
 

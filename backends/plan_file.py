@@ -114,7 +114,7 @@ class AgentCleanupPlan:
 
 
 @dataclass
-class Plan:
+class PlanFile:
     target: str = DEFAULT_TARGET
     registry_json: str = DEFAULT_REGISTRY_JSON
     manager: ManagerPlan = field(default_factory=ManagerPlan)
@@ -127,7 +127,7 @@ class Plan:
     agent_cleanup: AgentCleanupPlan = field(default_factory=AgentCleanupPlan)
     source: str | None = None
 
-    def with_(self, **kw: Any) -> Plan:
+    def with_(self, **kw: Any) -> PlanFile:
         return replace(self, **kw)
 
     def allowlist_add(self) -> list[str]:
@@ -199,7 +199,7 @@ class _Reader:
         return v
 
 
-def plan_from_mapping(raw: Mapping[str, Any], *, file: str | None = None) -> Plan:
+def plan_from_mapping(raw: Mapping[str, Any], *, file: str | None = None) -> PlanFile:
     unknown = sorted(set(raw) - _KNOWN_TOP)
     if unknown:
         raise ConfigError(f"unknown section or key {unknown[0]!r}", file=file, key=unknown[0],
@@ -309,7 +309,7 @@ def plan_from_mapping(raw: Mapping[str, Any], *, file: str | None = None) -> Pla
     ac = _Reader(top.table("agent_cleanup"), "agent_cleanup", file)
     agent_cleanup = AgentCleanupPlan(enabled=ac.bool_("enabled", True), keep=ac.str_list("keep", []))
 
-    return Plan(target=target_name, registry_json=registry_json, manager=manager, agents=agents,
+    return PlanFile(target=target_name, registry_json=registry_json, manager=manager, agents=agents,
                 maintenance=maintenance, prepull=prepull, aliases=aliases, allowlists=allowlists,
                 cleanup=cleanup, agent_cleanup=agent_cleanup, source=file)
 
@@ -369,10 +369,10 @@ def _check_docker_url(template: str, file: str | None) -> None:
                           fix=e.fix) from None
 
 
-def load_plan(path: str | Path | None) -> Plan:
+def load_plan(path: str | Path | None) -> PlanFile:
     """Reads a plan file; no path means the defaults (cr.backend.ai, stable,community)."""
     if path is None:
-        return Plan()
+        return PlanFile()
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -389,7 +389,7 @@ def load_plan(path: str | Path | None) -> Plan:
 
 # -- the operator's edits, per step (kept in the run state so a dropped session keeps them) ---------
 
-def step_inputs(plan: Plan, step: str) -> dict[str, Any]:
+def step_inputs(plan: PlanFile, step: str) -> dict[str, Any]:
     """The fields of `plan` the wizard lets the operator edit for `step`, as JSON data.
 
     The registry document is not here: it carries a password, and its edits survive as the
@@ -407,7 +407,7 @@ def step_inputs(plan: Plan, step: str) -> dict[str, Any]:
     return {}
 
 
-def restore_step_inputs(plan: Plan, step: str, inputs: Mapping[str, Any]) -> bool:
+def restore_step_inputs(plan: PlanFile, step: str, inputs: Mapping[str, Any]) -> bool:
     """Puts saved `inputs` (from `step_inputs`) back into `plan`; True when that changed it."""
     if not inputs or step_inputs(plan, step) == dict(inputs):
         return False

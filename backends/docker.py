@@ -31,7 +31,7 @@ import ssl
 import string
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol
@@ -42,17 +42,15 @@ import aiohttp
 from aiodocker.exceptions import DockerError, DockerStreamError
 
 from .errors import ConfigError, ConnectError, MigrateError
+from .image_ref import KERNELSPEC_LABEL, daemon_registry_name, parse_docker_ref
 from .secrets import Redactor, Secret
 
 TEMPLATE_KEY = "agents.docker-url"
 PLACEHOLDERS = ("id", "host", "port", "index")
 SCHEMES = ("unix", "tcp", "http", "https", "ssh")
-KERNELSPEC_LABEL = "ai.backend.kernelspec"
 INFRA_REPO_NAMES = ("backendai-socket-relay", "backendai-krunner-extractor")
 INFRA_REPOS = ("lablup/importer",)
 PULL_STATES = ("queued", "pulling", "extracting", "verifying", "done", "failed")
-DOCKER_HUB = "docker.io"
-_LEGACY_HUB = ("index.docker.io", "registry-1.docker.io")
 _SCHEME_FIX = ("use unix:///path/to/docker.sock, tcp://HOST:PORT (add TLS files for 2376), "
                "https://HOST:PORT or ssh://USER@HOST")
 _PLACEHOLDER_FIX = ("use only {id}, {host}, {port} (both from agents.addr) and {index}; "
@@ -95,77 +93,6 @@ class PullError(MigrateError):
         self.image = image
         self.reason = reason
         super().__init__(f"agent {agent} ({endpoint}): pull of {image} failed: {reason}", fix=fix)
-
-
-# -- image references -------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ImageRef:
-    """A Docker reference, normalised the way the Engine does it (distribution/reference)."""
-
-    registry: str          # "docker.io" for Docker Hub (index.docker.io is folded into it)
-    repo: str              # "lablup/python", "library/ubuntu", "stable/python"
-    tag: str | None
-    digest: str | None
-
-    @property
-    def familiar_repo(self) -> str:
-        if self.registry == DOCKER_HUB:
-            return self.repo.removeprefix("library/")
-        return f"{self.registry}/{self.repo}"
-
-    @property
-    def full_repo(self) -> str:
-        return f"{self.registry}/{self.repo}"
-
-    @property
-    def familiar(self) -> str:
-        """The name `docker images` shows and `images.inspect` accepts."""
-        if self.digest and not self.tag:
-            return f"{self.familiar_repo}@{self.digest}"
-        return f"{self.familiar_repo}:{self.tag or 'latest'}"
-
-    @property
-    def tag_or_digest(self) -> str:
-        return self.digest if self.digest and not self.tag else (self.tag or "latest")
-
-    def with_registry(self, registry: str) -> ImageRef:
-        return replace(self, registry=_norm_registry(registry))
-
-
-def _norm_registry(host: str) -> str:
-    host = host.strip().lower()
-    return DOCKER_HUB if host in _LEGACY_HUB else host
-
-
-_REF_COMPONENT = re.compile(r"^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*$")
-
-
-def parse_ref(ref: str) -> ImageRef:
-    """Splits `[registry/]repo[:tag][@digest]`; a first part with `.`/`:` or `localhost` is a host."""
-    if not ref or ref != ref.strip() or any(c.isspace() for c in ref):
-        raise ValueError(f"image reference {ref!r} is empty or contains spaces")
-    rest, digest = ref, None
-    if "@" in ref:
-        rest, digest = ref.split("@", 1)
-    tag = None
-    last = rest.rsplit("/", 1)[-1]
-    if ":" in last:
-        rest, tag = rest.rsplit(":", 1)
-        if not tag:
-            raise ValueError(f"image reference {ref!r} has an empty tag")
-    first, sep, remainder = rest.partition("/")
-    if sep and ("." in first or ":" in first or first == "localhost"):
-        registry, repo = _norm_registry(first), remainder
-    else:
-        registry, repo = DOCKER_HUB, rest
-    if registry == DOCKER_HUB and "/" not in repo:
-        repo = f"library/{repo}"
-    if not repo or not all(_REF_COMPONENT.match(c) for c in repo.split("/")):
-        raise ValueError(f"image reference {ref!r}: repository {repo!r} is not a valid name")
-    if digest is not None and not re.match(r"^[a-z0-9]+:[a-f0-9]{32,}$", digest):
-        raise ValueError(f"image reference {ref!r}: {digest!r} is not a digest")
-    return ImageRef(registry, repo, tag, digest)
 
 
 # -- endpoints --------------------------------------------------------------------------
@@ -407,7 +334,10 @@ class RegistryAuth:
 
 
 @dataclass(frozen=True)
-class PullProgress:
+class PullSnapshot:
+    """Where one pull stands, handed to `pull(on_progress=...)`; the prepull step turns it into an
+    `events.PullProgress` for the grid."""
+
     agent: str
     image: str
     layers_done: int
@@ -492,14 +422,14 @@ def infrastructure_reason(image: LocalImage) -> str | None:
     """Why agent clean-up must leave this image alone, or None if it is a kernel image."""
     for t in image.repo_tags:
         try:
-            r = parse_ref(t)
+            r = parse_docker_ref(t)
         except ValueError:
             continue
-        name = r.repo.rsplit("/", 1)[-1]
+        name = r.name.rsplit("/", 1)[-1]
         if name in INFRA_REPO_NAMES:
             return f"agent infrastructure image ({name})"
-        if any(r.repo == x or r.repo.endswith("/" + x) for x in INFRA_REPOS):
-            return f"agent infrastructure image ({r.repo})"
+        if any(r.name == x or r.name.endswith("/" + x) for x in INFRA_REPOS):
+            return f"agent infrastructure image ({r.name})"
     if not image.is_kernel:
         return f"no {KERNELSPEC_LABEL} label (not a kernel image)"
     return None
@@ -509,7 +439,7 @@ def is_infrastructure(image: LocalImage) -> bool:
     return infrastructure_reason(image) is not None
 
 
-ProgressCallback = Callable[[PullProgress], Awaitable[None] | None]
+ProgressCallback = Callable[[PullSnapshot], Awaitable[None] | None]
 
 
 # -- pull progress ----------------------------------------------------------------------
@@ -602,14 +532,14 @@ class _PullTracker:
     def layers_total(self) -> int:
         return len(self.layers)
 
-    def event(self, state: str | None = None, message: str | None = None) -> PullProgress:
+    def event(self, state: str | None = None, message: str | None = None) -> PullSnapshot:
         cur = sum(lay.current for lay in self.layers.values() if not lay.skipped)
         tot = sum(lay.total for lay in self.layers.values() if not lay.skipped)
         state = state or self.state
         done, total = self.layers_done, self.layers_total
         if state == "done":
             done, cur = total, tot
-        return PullProgress(self.agent, self.image, done, total, cur, max(tot, cur), state,
+        return PullSnapshot(self.agent, self.image, done, total, cur, max(tot, cur), state,
                             self.last_message if message is None else message)
 
 
@@ -764,11 +694,11 @@ class AgentDocker:
         `cr.backend.ai` at 127.0.0.1:PORT). Raises `PullError` after emitting a `failed` event.
         """
         started = time.monotonic()
-        wanted = parse_ref(ref)
+        wanted = parse_docker_ref(ref)
         source = wanted
         if via:
             host = re.sub(r"^[a-z]+://", "", via.strip(), flags=re.I).rstrip("/")
-            if _norm_registry(host) != wanted.registry:
+            if daemon_registry_name(host) != wanted.registry:
                 if not wanted.tag:
                     raise ValueError(f"{ref}: a reference without a tag cannot be re-tagged after a pull via {host}")
                 source = wanted.with_registry(host)
@@ -784,7 +714,7 @@ class AgentDocker:
         tracker = _PullTracker(self.agent, wanted.familiar)
         ep = str(self.endpoint)
 
-        async def emit(ev: PullProgress) -> None:
+        async def emit(ev: PullSnapshot) -> None:
             if on_progress is not None:
                 r = on_progress(ev)
                 if inspect.isawaitable(r):
@@ -795,7 +725,7 @@ class AgentDocker:
             await emit(tracker.event("failed", reason))
             return PullError(self.agent, ep, wanted.familiar, reason, fix=fix)
 
-        await emit(PullProgress(self.agent, wanted.familiar, 0, 0, 0, 0, "queued", ""))
+        await emit(PullSnapshot(self.agent, wanted.familiar, 0, 0, 0, 0, "queued", ""))
         pull_timeout = aiohttp.ClientTimeout(total=None, connect=self.connect_timeout,
                                              sock_connect=self.connect_timeout, sock_read=stall_timeout)
         from_image = source.full_repo
@@ -855,7 +785,7 @@ class AgentDocker:
         return result
 
     async def tag(self, src: str, ref: str) -> None:
-        r = parse_ref(ref)
+        r = parse_docker_ref(ref)
         await self._call(f"tag {src} as {ref}", self.docker.images.tag(src, r.familiar_repo, tag=r.tag or "latest"))
 
     async def remove(self, ref: str) -> RemoveResult:

@@ -1,29 +1,25 @@
-"""Image references and image metadata keys, with Backend.AI 20.09's exact rules.
+"""Image metadata in etcd, with Backend.AI 20.09's exact rules (references are in image_ref).
 
 - `tag_keys` is what 20.09's `rescan-images` puts for one kernel image tag
-  (container_registry/base.py `_scan_tag` @20.09.29, reference/backendai.md s.3.6):
-  registry and repository quoted, the tag and label keys not.
-- `parse_ref` follows `ai.backend.common.docker.ImageRef` @20.09: a first path part that is not
-  a known registry (nor an IP, nor `localhost`) means Docker Hub, and a bare name gets the
-  `lablup/` prefix, so `python:3.6` is `index.docker.io/lablup/python:3.6`.
-- `resolve_alias` follows `ImageRef.resolve_alias`: aliases are looked up *unquoted*, up to 8 hops.
+  (`_scan_tag` in `src/ai/backend/manager/container_registry/base.py` of
+  lablup/backend.ai-manager @20.09.29): registry and repository quoted, the tag and label keys not.
+- `kernelspec_ok` and `repo_filtered` are that scanner's two skip rules, so our scan writes
+  exactly the keys 20.09's would.
+- `resolve_alias` follows `ImageRef.resolve_alias` (`src/ai/backend/common/docker.py` of
+  lablup/backend.ai-common @20.09.0): aliases are looked up *unquoted*, up to 8 hops.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .etcd import quote
+from .image_ref import KERNELSPEC_LABEL
 
-DOCKER_HUB = "index.docker.io"
-DEFAULT_NAMESPACE = "lablup"
 MIN_KERNELSPEC = 1
 MAX_KERNELSPEC = 1
 MAX_ALIAS_HOPS = 8
-KERNELSPEC_LABEL = "ai.backend.kernelspec"
 RESOURCE_MIN_PREFIX = "ai.backend.resource.min."
 # 20.09's scanner skips repositories whose full name contains any of these (base.py @20.09.29).
 NON_KERNEL_WORDS = ("common-", "commons-", "base-", "krunner", "builder", "backendai", "geofront")
@@ -65,75 +61,6 @@ def tag_keys(registry: str, repo: str, tag: str, config_digest: str, size_bytes:
         if k.startswith(RESOURCE_MIN_PREFIX):
             out[f"{prefix}/resource/{k[len(RESOURCE_MIN_PREFIX):]}/min"] = str(v)
     return out
-
-
-_RX_SLUG = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
-
-
-def is_known_registry(value: str, known_registries: Iterable[str] = ()) -> bool:
-    """`is_known_registry` @20.09: Docker Hub, a configured registry name, or an IP host."""
-    if value == DOCKER_HUB or value in set(known_registries):
-        return True
-    host = value.rsplit(":", 1)[0] if value.count(":") == 1 else value
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-        return True
-    except ValueError:
-        return False
-
-
-@dataclass(frozen=True)
-class ImageRef:
-    registry: str
-    name: str    # repository path, e.g. "lablup/python" or "stable/python"
-    tag: str
-
-    @property
-    def canonical(self) -> str:
-        return f"{self.registry}/{self.name}:{self.tag}"
-
-    @property
-    def short(self) -> str:
-        return f"{self.name}:{self.tag}"
-
-    @property
-    def project(self) -> str:
-        return self.name.split("/", 1)[0] if "/" in self.name else ""
-
-    @property
-    def basename(self) -> str:
-        return self.name.rsplit("/", 1)[-1]
-
-
-def _image_tag(s: str, using_default: bool) -> tuple[str, str]:
-    image, sep, tag = s.rpartition(":")
-    if not sep:
-        image, tag = s, "latest"
-    if not image:
-        raise ValueError("empty image repository/name")
-    if "/" not in image and using_default:
-        image = f"{DEFAULT_NAMESPACE}/{image}"
-    return image, tag
-
-
-def parse_ref(value: str, known_registries: Iterable[str] = ()) -> ImageRef:
-    """`ImageRef(value, known_registries)` @20.09; raises ValueError where 20.09 does."""
-    if "://" in value or value.startswith("//"):
-        raise ValueError("an image reference must not contain a URL scheme")
-    parts = value.split("/", 1)
-    if len(parts) == 1:
-        registry = DOCKER_HUB
-        name, tag = _image_tag(value, True)
-    elif is_known_registry(parts[0], known_registries):
-        registry = parts[0]
-        using_default = parts[0].endswith(".docker.io") or parts[0] == "docker.io"
-        name, tag = _image_tag(parts[1], using_default)
-    else:
-        registry = DOCKER_HUB
-        name, tag = _image_tag(value, True)
-    if not _RX_SLUG.search(tag):
-        raise ValueError(f"invalid image tag {tag!r}")
-    return ImageRef(registry, name, tag)
 
 
 class AliasLoop(ValueError):

@@ -17,7 +17,8 @@ from urllib.parse import unquote
 from .cluster import Cluster
 from .config import load_settings
 from .errors import EXIT_OK, ConnectError
-from .images import DOCKER_HUB, metadata_images
+from .image_ref import DOCKER_HUB
+from .images import metadata_images
 from .manager_control import Version, gate_version
 from .plan_file import load_plan
 from .secrets import MASK, is_secret_key

@@ -326,11 +326,11 @@ def _shown(value: str, limit: int = 60) -> str:
 def reference_problem(ref: str, known_registries: list[str]) -> str | None:
     """None if `ref` is an image reference Docker and Backend.AI 20.09 both accept; else why not.
 
-    20.09's own parser (images.parse_ref) is lenient: it takes spaces, upper case and shell
+    20.09's own parser (image_ref.parse_backendai_ref) is lenient: it takes spaces, upper case and shell
     characters as part of a name and fails only when a session starts. Docker's grammar
     (distribution/reference) is the stricter half of the check.
     """
-    from .images import parse_ref
+    from .image_ref import parse_backendai_ref
 
     if not ref or ref != ref.strip() or any(c.isspace() or not c.isprintable() for c in ref):
         return "is empty or contains spaces or control characters"
@@ -339,7 +339,7 @@ def reference_problem(ref: str, known_registries: list[str]) -> str | None:
     if "@" in ref:
         return "carries a digest; aliases and pre-pulls name a tag"
     try:
-        parse_ref(ref, known_registries)
+        parse_backendai_ref(ref, known_registries)
     except ValueError as e:
         return f"does not parse as Backend.AI 20.09 parses it ({e})"
     name, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")

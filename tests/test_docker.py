@@ -30,16 +30,16 @@ from backends.docker import (
     DockerOpError,
     LocalImage,
     PullError,
-    PullProgress,
+    PullSnapshot,
     RegistryAuth,
     TLSFiles,
     check_template,
     endpoints_from_template,
     infrastructure_reason,
     is_infrastructure,
-    parse_ref,
 )
 from backends.errors import ConfigError, ConnectError
+from backends.image_ref import parse_docker_ref
 from backends.sandbox import seed_images, services
 from backends.sandbox.layout import SandboxInfo, free_port
 from backends.sandbox.procs import Proc, port_open, wait_until
@@ -199,19 +199,19 @@ def test_template_rendering_rules(tmp_path: Path) -> None:
     assert "cannot load the TLS files" in str(ei.value)
 
 
-def test_parse_ref() -> None:
-    r = parse_ref("index.docker.io/lablup/python:3.6-ubuntu18.04")
-    assert (r.registry, r.repo, r.tag, r.familiar) == ("docker.io", "lablup/python", "3.6-ubuntu18.04",
+def test_parse_docker_ref() -> None:
+    r = parse_docker_ref("index.docker.io/lablup/python:3.6-ubuntu18.04")
+    assert (r.registry, r.name, r.tag, r.familiar) == ("docker.io", "lablup/python", "3.6-ubuntu18.04",
                                                        "lablup/python:3.6-ubuntu18.04")
-    assert parse_ref("ubuntu").familiar == "ubuntu:latest" and parse_ref("ubuntu").repo == "library/ubuntu"
-    c = parse_ref("cr.backend.ai/stable/python:3.9")
-    assert (c.registry, c.repo, c.familiar) == ("cr.backend.ai", "stable/python", "cr.backend.ai/stable/python:3.9")
+    assert parse_docker_ref("ubuntu").familiar == "ubuntu:latest" and parse_docker_ref("ubuntu").name == "library/ubuntu"
+    c = parse_docker_ref("cr.backend.ai/stable/python:3.9")
+    assert (c.registry, c.name, c.familiar) == ("cr.backend.ai", "stable/python", "cr.backend.ai/stable/python:3.9")
     assert c.with_registry("127.0.0.1:5000").familiar == "127.0.0.1:5000/stable/python:3.9"
-    d = parse_ref("localhost/x@sha256:" + "a" * 64)
+    d = parse_docker_ref("localhost/x@sha256:" + "a" * 64)
     assert d.digest and d.tag is None and d.tag_or_digest == d.digest and d.familiar.startswith("localhost/x@")
     for bad in ("", "a b", "UPPER/case:1", "x:", "r@nodigest"):
         with pytest.raises(ValueError):
-            parse_ref(bad)
+            parse_docker_ref(bad)
 
 
 # -- unreachable daemons ----------------------------------------------------------------------
@@ -265,7 +265,7 @@ async def test_ping_version_info(agent: AgentDocker, sandbox: SandboxInfo) -> No
 # -- pulls ------------------------------------------------------------------------------------
 
 async def test_pull_with_progress_and_inspect(agent: AgentDocker, seeded: Seeded) -> None:
-    events: list[PullProgress] = []
+    events: list[PullSnapshot] = []
     await cleanup_images(agent, seeded.kernel)
     try:
         res = await agent.pull("index.docker.io/" + seeded.kernel, on_progress=events.append)
@@ -283,9 +283,9 @@ async def test_pull_with_progress_and_inspect(agent: AgentDocker, seeded: Seeded
         assert all(e.agent == agent.agent and e.image == seeded.kernel for e in events)
         assert all(a.layers_done <= a.layers_total for a in events)
         # Again: nothing to fetch, still confirmed by inspect.
-        again_events: list[PullProgress] = []
+        again_events: list[PullSnapshot] = []
 
-        async def collect(e: PullProgress) -> None:  # async callbacks are awaited
+        async def collect(e: PullSnapshot) -> None:  # async callbacks are awaited
             again_events.append(e)
 
         again = await agent.pull(seeded.kernel, on_progress=collect)
@@ -295,7 +295,7 @@ async def test_pull_with_progress_and_inspect(agent: AgentDocker, seeded: Seeded
 
 
 async def test_pull_missing_image_fails_cleanly(agent: AgentDocker, seeded: Seeded) -> None:
-    events: list[PullProgress] = []
+    events: list[PullSnapshot] = []
     ref = f"{seeded.hub_host}/lablup/bairm-t-missing-{SFX}:1"  # explicit host: no fallback to Docker Hub
     with pytest.raises(PullError) as ei:
         await agent.pull(ref, on_progress=events.append)
@@ -312,7 +312,7 @@ async def test_pull_canonical_name_via_other_host(agent: AgentDocker, seeded: Se
     via_name = f"{sandbox.harbor_host}/{seeded.canon_repo}:1"
     await cleanup_images(agent, canonical, via_name)
     auth = RegistryAuth.of(sandbox.creds.harbor_user, sandbox.creds.harbor_password)
-    events: list[PullProgress] = []
+    events: list[PullSnapshot] = []
     try:
         res = await agent.pull(canonical, via=sandbox.harbor_url, auth=auth, on_progress=events.append)
         assert res.image == canonical and res.source == via_name
@@ -373,7 +373,7 @@ async def test_pull_with_credentials(agent: AgentDocker, auth_registry: AuthRegi
     ar = auth_registry
     await cleanup_images(agent, ar.ref)
     try:
-        events: list[PullProgress] = []
+        events: list[PullSnapshot] = []
         with pytest.raises(PullError) as ei:
             await agent.pull(ar.ref, auth=RegistryAuth.of(ar.user, "not-" + ar.password), on_progress=events.append)
         err = ei.value
@@ -507,9 +507,9 @@ async def test_daemon_killed_mid_pull_fails_cleanly(
     assert big.size_bytes > 40 * 1024 * 1024
     pid = private_daemon.proc.pid()
     assert pid
-    events: list[PullProgress] = []
+    events: list[PullSnapshot] = []
 
-    def kill_when_started(e: PullProgress) -> None:
+    def kill_when_started(e: PullSnapshot) -> None:
         events.append(e)
         if e.state != "queued" and e.layers_total and private_daemon.proc.alive():
             os.kill(pid, signal.SIGKILL)
@@ -542,7 +542,7 @@ async def test_error_inside_the_stream(agent: AgentDocker, sandbox: SandboxInfo)
         r = await c.delete(f"/v2/{repo}/blobs/{tag.amd64.layers[0]}")
         assert r.status_code == 202, r.text
     ref = f"{sandbox.hub_url[len('http://'):]}/{repo}:1"
-    events: list[PullProgress] = []
+    events: list[PullSnapshot] = []
     with pytest.raises(PullError) as ei:
         await agent.pull(ref, on_progress=events.append)
     states = [e.state for e in events]

@@ -11,7 +11,8 @@ import pytest
 
 from backends import jsonpos
 from backends.errors import ConfigError
-from backends.images import AliasLoop, metadata_images, parse_ref, resolve_alias, tag_keys
+from backends.image_ref import DOCKER_DAEMON_HUB, DOCKER_HUB, ImageRef, parse_backendai_ref, parse_docker_ref
+from backends.images import AliasLoop, metadata_images, resolve_alias, tag_keys
 from backends.plan_file import load_plan, parse_duration, plan_from_mapping, restore_step_inputs, step_inputs
 from backends.registry_doc import valid_registry_name, validate
 from backends.secrets import MASK, Redactor, Secret
@@ -108,13 +109,13 @@ def test_registry_names(name: str, ok: bool) -> None:
     ("index.docker.io/python:3", "index.docker.io/lablup/python:3"),
 ])
 def test_image_refs_parse_as_20_09(value: str, canonical: str) -> None:
-    assert parse_ref(value, ["cr.backend.ai"]).canonical == canonical
+    assert parse_backendai_ref(value, ["cr.backend.ai"]).canonical == canonical
 
 
 def test_image_ref_rejections() -> None:
     for bad in ("https://x/y:1", "python:", "python:-x"):
         with pytest.raises(ValueError):
-            parse_ref(bad)
+            parse_backendai_ref(bad)
 
 
 def test_alias_chains_and_loops() -> None:
@@ -226,3 +227,15 @@ def test_state_is_atomic_private_and_secret_free(tmp_path: Path) -> None:
     assert back is not None
     assert back.step("a").backup == {"etcd": {"items": {"config/docker/registry/r/password": "reg-pass-777"}}}
     assert [p for p in os.listdir(store.dir) if p.endswith(".tmp")] == []
+
+
+def test_one_image_ref_two_readings() -> None:
+    """`python:3.6` is index.docker.io/lablup/python to Backend.AI 20.09 and docker.io/library/python
+    to the Docker daemon: one type, a constructor per reading, Docker Hub named per reading."""
+    b, d = parse_backendai_ref("python:3.6"), parse_docker_ref("python:3.6")
+    assert type(b) is type(d) is ImageRef
+    assert (b.registry, b.name, b.canonical) == (DOCKER_HUB, "lablup/python", "index.docker.io/lablup/python:3.6")
+    assert (d.registry, d.name, d.familiar) == (DOCKER_DAEMON_HUB, "library/python", "python:3.6")
+    # A Backend.AI reference handed to a daemon gets the daemon's familiar name.
+    assert b.familiar == "lablup/python:3.6"
+    assert parse_docker_ref(b.canonical) == parse_docker_ref("lablup/python:3.6")

@@ -19,7 +19,8 @@ from pathlib import Path
 import asyncpg
 
 from ..etcd import EtcdStore, quote
-from ..images import DOCKER_HUB, tag_keys
+from ..image_ref import DOCKER_HUB
+from ..images import tag_keys
 from .catalog import ALIASES, CATALOG, ImageSpec
 from .layout import SandboxInfo
 

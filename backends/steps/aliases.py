@@ -17,7 +17,9 @@ from typing import Any
 from ..errors import ConfigError
 from ..etcd import ALIASES_PREFIX, quote
 from ..events import ChangeApplied, PlannedChange
-from ..images import DOCKER_HUB, AliasLoop, metadata_images, parse_ref, resolve_alias
+from ..image_ref import DOCKER_HUB
+from ..image_ref import parse_backendai_ref as parse_ref
+from ..images import AliasLoop, metadata_images, resolve_alias
 from .base import Finding, Step, StepPlan, Verification
 
 

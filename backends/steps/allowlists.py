@@ -13,7 +13,7 @@ from typing import Any
 
 from ..db import DomainSnapshot, render_allowlist_update
 from ..events import ChangeApplied, PlannedChange
-from ..images import DOCKER_HUB
+from ..image_ref import DOCKER_HUB
 from .aliases import analyse, hub_aliases
 from .base import Finding, Step, StepPlan, Verification
 

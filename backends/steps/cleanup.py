@@ -14,7 +14,7 @@ from typing import Any
 
 from ..etcd import REGISTRY_PREFIX, Snapshot, quote
 from ..events import ChangeApplied, PlannedChange
-from ..images import DOCKER_HUB
+from ..image_ref import DOCKER_HUB
 from .aliases import analyse, hub_aliases
 from .base import Finding, Step, StepPlan, Verification
 

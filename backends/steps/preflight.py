@@ -18,7 +18,7 @@ from ..docker import AgentDocker, endpoints_from_template
 from ..errors import ConfigError, ConnectError, MigrateError
 from ..etcd import REGISTRY_PREFIX, Snapshot, nest_pairs
 from ..events import ChangeApplied, PlannedChange
-from ..images import DOCKER_HUB
+from ..image_ref import DOCKER_HUB
 from ..manager_control import Version, gate_version
 from ..registry import RegistryAuthError, RegistryClient, RegistryError, RegistryRedirectError
 from .base import Finding, Step, StepPlan, Verification

@@ -23,7 +23,9 @@ from ..docker import AgentDocker, AgentEndpoint, PullError, RegistryAuth, TLSFil
 from ..errors import ConfigError, MigrateError
 from ..etcd import quote
 from ..events import PlannedChange, PullProgress
-from ..images import DOCKER_HUB, metadata_images, parse_ref
+from ..image_ref import DOCKER_HUB
+from ..image_ref import parse_backendai_ref as parse_ref
+from ..images import metadata_images
 from .aliases import analyse
 from .base import Finding, Step, StepPlan, Verification
 

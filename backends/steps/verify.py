@@ -9,7 +9,8 @@ pre-pull matrix must be complete. The exit code of nothing is trusted.
 from __future__ import annotations
 
 from ..etcd import quote
-from ..images import AliasLoop, metadata_images, parse_ref, resolve_alias
+from ..image_ref import parse_backendai_ref as parse_ref
+from ..images import AliasLoop, metadata_images, resolve_alias
 from ..registry_doc import REGISTRY_TYPES
 from .base import Finding, Step, StepPlan, Verification
 

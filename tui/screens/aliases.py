@@ -20,7 +20,7 @@ from textual.content import Content
 from textual.widget import Widget
 from textual.widgets import Static
 
-from backends.images import parse_ref
+from backends.image_ref import parse_backendai_ref as parse_ref
 from backends.plan_file import reference_problem
 from widgets.editable_table import EditableTable
 

@@ -18,7 +18,7 @@ from textual.binding import Binding
 from textual.widget import Widget
 from textual.widgets import Static
 
-from backends.images import DOCKER_HUB
+from backends.image_ref import DOCKER_HUB
 from backends.registry_doc import valid_registry_name
 from widgets.editable_table import EditableTable
 

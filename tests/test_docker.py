@@ -1,4 +1,4 @@
-"""backends/docker.py against real Docker daemons pulling from real docker-registry instances.
+"""backends.docker against real Docker daemons pulling from real docker-registry instances.
 
 Images are pushed per test session under unique names (so a kept sandbox is never disturbed),
 with the sandbox's own pusher: schema2 manifests, config with labels, gzip layers, and one
@@ -567,9 +567,9 @@ def test_pull_stream_folding(tail: list[dict[str, object]], error: str | None, s
     stream, a stream without a `Status:` line, and a clean success (harbor.md s.4.1). Real
     daemons produce the first two only by accident, so the parser itself is checked here;
     `pull()` turns a missing success into a failure (see the kill-mid-pull test)."""
-    from backends.docker import _PullTracker
+    from backends.docker.pull_tracker import PullTracker
 
-    t = _PullTracker("i-x", "lablup/x:1", min_interval=0)
+    t = PullTracker("i-x", "lablup/x:1", min_interval=0)
     for line in [{"status": "Pulling from x", "id": "1"}, {"status": "Pulling fs layer", "id": "aaa"},
                  {"status": "Downloading", "id": "aaa", "progressDetail": {"current": 5, "total": 10}}, *tail]:
         t.feed(line)

@@ -68,7 +68,7 @@ def old_or_new(now: ClusterState, old: ClusterState, new: ClusterState, what: st
 
     `via` = (source host, target registry): the sandbox serves the target under another host
     name, so a pull fetches `HOST/p/i:t` and then retags it as `TARGET/p/i:t` (two daemon
-    calls; docker.py `pull(via=...)`). A run killed between them leaves the source tag on the
+    calls; backends.docker.client `pull(via=...)`). A run killed between them leaves the source tag on the
     very image the new target tag gets: allowed, and the resumed pull removes it.
     """
     to_old, to_new = now.store_differences(old), now.store_differences(new)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .images import kernelspec_ok, repo_filtered, tag_keys
-from .registry import RegistryClient, RegistryError, RegistryNotFound
+from .registry_api import RegistryClient, RegistryError, RegistryNotFound
 from .registry_doc import RegistryEntry
 
 # Backend.AI names architectures as the kernel does; OCI/Docker as Go does.

@@ -1,4 +1,4 @@
-"""backends.registry against the real stand-in, real docker-registry and a small real fault server.
+"""backends.registry_api against the real stand-in, real docker-registry and a small real fault server.
 
 The fault server is an aiohttp app on 127.0.0.1 whose URL prefix picks a behaviour (429 with
 Retry-After, 500 then 200, dropped connections, slow answers, redirects, echoed secrets), so
@@ -26,18 +26,17 @@ from test_seed_images import NESTED, PASSWORD, PRIVATE_REPO, ROBOT, ROBOT_SECRET
 
 from backends import registry_doc
 from backends.errors import ConfigError, ConnectError
-from backends.registry import (
-    MT_LIST,
-    Challenge,
+from backends.registry_api import (
     RegistryAuthError,
     RegistryClient,
     RegistryError,
     RegistryNotFound,
     RegistryRedirectError,
     RegistryUnavailable,
-    encode_repo,
-    labels_of,
 )
+from backends.registry_api.harbor import encode_repo
+from backends.registry_api.models import MT_LIST, labels_of
+from backends.registry_api.transport import Challenge
 from backends.sandbox import seed_images as si
 from backends.sandbox.harbor import running
 from backends.sandbox.layout import free_port

@@ -20,7 +20,7 @@ from ..etcd import REGISTRY_PREFIX, Snapshot, nest_pairs
 from ..events import ChangeApplied, PlannedChange
 from ..image_ref import DOCKER_HUB
 from ..manager_control import Version, gate_version
-from ..registry import RegistryAuthError, RegistryClient, RegistryError, RegistryRedirectError
+from ..registry_api import RegistryAuthError, RegistryClient, RegistryError, RegistryRedirectError
 from .base import Finding, Step, StepPlan, Verification
 
 

@@ -20,7 +20,7 @@ from ..errors import ConnectError, MigrateError
 from ..etcd import REGISTRY_PREFIX, Snapshot, quote
 from ..events import ChangeApplied, PlannedChange
 from ..images import metadata_images
-from ..registry import RegistryError
+from ..registry_api import RegistryError
 from ..registry_doc import Validation, registry_key
 from ..scanner import scan_registry
 from ..secrets import MASK, is_secret_key

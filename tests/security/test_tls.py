@@ -26,7 +26,7 @@ from faults.fault_proxy import FaultProxy
 from faults.states import open_engine
 
 from backends.errors import MigrateError
-from backends.registry import RegistryUnavailable
+from backends.registry_api import RegistryUnavailable
 from backends.registry_doc import validate
 from backends.sandbox.layout import SandboxInfo
 from backends.scanner import scan_registry

@@ -18,7 +18,7 @@ from .errors import ConfigError
 from .etcd import ALIASES_PREFIX, REGISTRY_PREFIX, EtcdStore, nest_pairs, prefix_range
 from .manager_control import ManagerControl
 from .plan_file import PlanFile
-from .registry_doc import RegistryEntry, Validation, entry_from_etcd, validate
+from .registry_document import RegistryEntry, Validation, entry_from_etcd, validate
 from .secrets import Redactor, Secret
 from .vault import Vault
 

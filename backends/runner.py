@@ -33,7 +33,7 @@ from .events import (
     VerifyResult,
 )
 from .plan_file import PlanFile, load_plan
-from .registry_doc import validate
+from .registry_document import validate
 from .steps import STEP_ORDER
 
 

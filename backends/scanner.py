@@ -20,7 +20,7 @@ from typing import Any
 
 from .images import kernelspec_ok, repo_filtered, tag_keys
 from .registry_api import RegistryClient, RegistryError, RegistryNotFound
-from .registry_doc import RegistryEntry
+from .registry_document import RegistryEntry
 
 # Backend.AI names architectures as the kernel does; OCI/Docker as Go does.
 DOCKER_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "amd64": "amd64", "arm64": "arm64"}

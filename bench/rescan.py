@@ -35,7 +35,7 @@ from typing import Any
 
 from backends.config import HostPort
 from backends.etcd import EtcdStore
-from backends.registry_doc import entry_from_etcd, registry_key
+from backends.registry_document import entry_from_etcd, registry_key
 from backends.sandbox import seed_images, services
 from backends.sandbox.procs import Proc
 from backends.scanner import scan_registry

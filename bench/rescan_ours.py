@@ -21,7 +21,7 @@ import backends  # noqa: F401  (pure-python protobuf runtime before etcd3)
 from backends.config import load_settings
 from backends.errors import MigrateError
 from backends.etcd import EtcdStore, nest_pairs
-from backends.registry_doc import entry_from_etcd, registry_key
+from backends.registry_document import entry_from_etcd, registry_key
 from backends.scanner import scan_registry
 
 

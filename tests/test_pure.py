@@ -14,7 +14,7 @@ from backends.errors import ConfigError
 from backends.image_ref import DOCKER_DAEMON_HUB, DOCKER_HUB, ImageRef, parse_backendai_ref, parse_docker_ref
 from backends.images import AliasLoop, metadata_images, resolve_alias, tag_keys
 from backends.plan_file import load_plan, parse_duration, plan_from_mapping, restore_step_inputs, step_inputs
-from backends.registry_doc import valid_registry_name, validate
+from backends.registry_document import valid_registry_name, validate
 from backends.secrets import MASK, Redactor, Secret
 from backends.state import RunState, StateStore
 from backends.vault import Vault

@@ -24,7 +24,7 @@ import pytest
 from aiohttp import web
 from test_seed_images import NESTED, PASSWORD, PRIVATE_REPO, ROBOT, ROBOT_SECRET, USER, Stack, stack
 
-from backends import registry_doc
+from backends import registry_document
 from backends.errors import ConfigError, ConnectError
 from backends.registry_api import (
     RegistryAuthError,
@@ -435,7 +435,7 @@ def test_from_entry_reads_etcd_strings() -> None:
     with pytest.raises(ConfigError):
         RegistryClient.from_entry({"type": "docker"}, "broken")
     asyncio.run(rc.aclose())
-    entry = registry_doc.entry_from_etcd("cr.backend.ai", {"": "https://cr.example", "type": "harbor2",
+    entry = registry_document.entry_from_etcd("cr.backend.ai", {"": "https://cr.example", "type": "harbor2",
                                                            "project": "stable,community", "ssl-verify": "false"})
     assert entry is not None
     rc = RegistryClient.from_entry(entry)

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from backends.events import PlannedChange
-from backends.registry_doc import Issue, Validation
+from backends.registry_document import Issue, Validation
 from backends.steps.base import Check, Finding
 from widgets.items import ChangeItem, CheckItem, FindingItem, IssueItem, StepItem
 from widgets.pull_grid import human_bytes  # noqa: F401 - re-exported for screens

@@ -1,7 +1,7 @@
 """Registries over HTTP: Harbor's `/api/v2.0` and Docker Distribution's `/v2/`.
 
 Named `registry_api` because "registry" already means three other things here: the registry
-JSON document (`registry_doc`), the etcd registry step (`steps/registry.py`) and the sandbox's
+JSON document (`registry_document`), the etcd registry step (`steps/registry.py`) and the sandbox's
 stand-in (`sandbox/harbor_registry.py`). Split by what each part holds: `transport` (httpx,
 retries, auth, request stats), `harbor` and `distribution` (the calls of each API), `models`
 (what they answer), `errors`, and `client` (`RegistryClient`, which combines both APIs to

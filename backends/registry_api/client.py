@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import ConfigError
-from ..registry_doc import FALSE_WORDS
+from ..registry_document import FALSE_WORDS
 from .distribution import DistributionAPI
 from .errors import (
     RegistryAuthError,
@@ -36,7 +36,7 @@ class RegistryClient(HarborAPI, DistributionAPI):
 
     @classmethod
     def from_entry(cls, entry: Any, name: str | None = None, **kw: Any) -> RegistryClient:
-        """From a `registry_doc.RegistryEntry` or the raw etcd mapping (`""`, `type`, `ssl-verify`...)."""
+        """From a `registry_document.RegistryEntry` or the raw etcd mapping (`""`, `type`, `ssl-verify`...)."""
         if isinstance(entry, Mapping):
             url, rtype = entry.get(""), str(entry.get("type", "docker"))
             user, pw = entry.get("username"), entry.get("password")

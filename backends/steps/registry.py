@@ -21,7 +21,7 @@ from ..etcd import REGISTRY_PREFIX, Snapshot, quote
 from ..events import ChangeApplied, PlannedChange
 from ..images import metadata_images
 from ..registry_api import RegistryError
-from ..registry_doc import Validation, registry_key
+from ..registry_document import Validation, registry_key
 from ..scanner import scan_registry
 from ..secrets import MASK, is_secret_key
 from .base import Finding, Step, StepPlan, Verification

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..etcd import quote
 from ..image_ref import parse_backendai_ref as parse_ref
 from ..images import AliasLoop, metadata_images, resolve_alias
-from ..registry_doc import REGISTRY_TYPES
+from ..registry_document import REGISTRY_TYPES
 from .base import Finding, Step, StepPlan, Verification
 
 

@@ -32,7 +32,7 @@ from backends.cluster import Cluster
 from backends.config import HostPort, load_settings
 from backends.etcd import EtcdStore
 from backends.plan_file import load_plan
-from backends.registry_doc import RegistryEntry, validate
+from backends.registry_document import RegistryEntry, validate
 from backends.sandbox import seed_images as si
 from backends.sandbox.catalog import CATALOG
 from backends.sandbox.cluster import registry_document

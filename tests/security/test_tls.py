@@ -27,7 +27,7 @@ from faults.states import open_engine
 
 from backends.errors import MigrateError
 from backends.registry_api import RegistryUnavailable
-from backends.registry_doc import validate
+from backends.registry_document import validate
 from backends.sandbox.layout import SandboxInfo
 from backends.scanner import scan_registry
 

@@ -19,7 +19,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from backends.image_ref import DOCKER_HUB
-from backends.registry_doc import valid_registry_name
+from backends.registry_document import valid_registry_name
 from widgets.editable_table import EditableTable
 
 from .step import PLANNABLE, StepScreen

@@ -19,13 +19,13 @@ from textual.content import Content
 from textual.events import Resize
 from textual.widgets import Static, TextArea
 
-from backends.registry_doc import validate
+from backends.registry_document import validate
 from widgets.counters import CounterBar
 from widgets.items import IssueItem
 from widgets.json_editor import JsonEditor
 
 from ..convert import issue_items
-from ..registry_text import MaskedRegistryText
+from ..masked_registry_text import MaskedRegistryText
 from .step import StepScreen
 
 PHASES = (("manager-stopped", "stop the manager"), ("config-written", "write the registry keys (one transaction)"),

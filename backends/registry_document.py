@@ -1,7 +1,9 @@
 """Validation of the registry JSON, as Backend.AI 20.09 validates it and stricter.
 
-The document is the runbook's `registry-config.json` (written with `put-json ''`). 20.09
-checks each entry with `container_registry_iv` (manager/config.py @20.09.29) only when the
+The document is the `registry-config.json` of Backend.AI's migration guide
+(`docs/migration/docker-hub-to-backendai-cr.rst` in lablup/backend.ai), written with
+`backend.ai mgr etcd put-json ''`. 20.09 checks each entry with `container_registry_iv`
+(`src/ai/backend/manager/config.py` of lablup/backend.ai-manager @20.09.29) only when the
 manager or a CLI command next reloads the config, i.e. after the damage is done, and
 `put-json` stores `str()` of every leaf. So this module rejects up front what would be stored
 wrongly (a JSON list becomes the text "['stable', 'community']", null becomes "None") and
@@ -261,7 +263,7 @@ def _check_entry(name: str, entry: Mapping[str, Any], base: tuple[Any, ...], add
             path = rest[len(hostport):]
             if path not in ("", "/"):
                 bad("", f"the URL has a path {path!r}: Harbor's Link headers are re-applied to the host root",
-                    "base URL without path (harbor2-standin.md pitfall 1)", "use the bare https://host[:port]",
+                    "base URL without path (20.09 re-applies Link paths to the URL's root)", "use the bare https://host[:port]",
                     sev="warning")
             if url.endswith("/"):
                 bad("", "the URL ends with '/'", "no trailing slash",

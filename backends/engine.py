@@ -16,7 +16,7 @@ from typing import Any
 
 from . import __version__
 from .cluster import Cluster
-from .errors import EXIT_FAILED, EXIT_GATE, EXIT_OK, GateError, MigrateError
+from .errors import EXIT_FAILED, EXIT_GATE, EXIT_OK, GateError, MigrateError, StepBlocked, StepFailed
 from .events import Emit, Event, LogLine, PlanReady, RunFinished, RunStarted, StepStatus, VerifyResult
 from .lock import ClusterLock
 from .plan_file import step_inputs
@@ -24,21 +24,6 @@ from .state import RunState, StateStore, default_state_dir
 from .steps import STEP_CLASSES, STEP_ORDER
 from .steps.base import Finding, Step, StepPlan, Verification
 from .transcript import Transcript
-
-
-class StepBlocked(GateError):
-    def __init__(self, step: str, findings: list[Finding]) -> None:
-        first = findings[0]
-        more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
-        super().__init__(f"step {step} is blocked: {first.message}{more}", fix=first.fix or None)
-        self.step = step
-        self.findings = findings
-
-
-class StepFailed(MigrateError):
-    def __init__(self, step: str, message: str, *, fix: str | None = None) -> None:
-        super().__init__(f"step {step} failed: {message}", fix=fix)
-        self.step = step
 
 
 class Engine:

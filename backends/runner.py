@@ -17,8 +17,18 @@ from typing import TextIO
 
 from .cluster import Cluster
 from .config import load_settings
-from .engine import Engine, StepBlocked, StepFailed
-from .errors import EXIT_FAILED, EXIT_GATE, EXIT_OK, EXIT_USAGE, ConfigError, ConnectError, MigrateError
+from .engine import Engine
+from .errors import (
+    EXIT_FAILED,
+    EXIT_GATE,
+    EXIT_OK,
+    EXIT_USAGE,
+    ConfigError,
+    ConnectError,
+    MigrateError,
+    StepBlocked,
+    StepFailed,
+)
 from .events import (
     ChangeApplied,
     Event,

@@ -1,13 +1,14 @@
 """Errors from agents' Docker daemons, and the one place that turns library exceptions into them.
 
-aiodocker raises `DockerError` (with the HTTP status, 900 for "cannot connect", and
-`DockerStreamError` for an error object inside a pull stream), while aiohttp raises its own
-`ClientError`s past it (a daemon killed mid-pull ends the stream with `ClientPayloadError`, see
-`test_daemon_killed_mid_pull_fails_cleanly` in tests/test_docker.py), and the OS raises
-`OSError`/`TimeoutError`. aiodocker itself funnels aiohttp's connection errors through one
-choke point (`Docker._do_query` in `aiodocker/docker.py`); `DaemonErrors` is ours: the client
-catches `DAEMON_EXCEPTIONS` and hands them here, so every failure names the agent, the endpoint
-and the cause, carries a fix, and never shows a secret or a traceback.
+aiodocker raises `DockerError` (with the HTTP status, 900 for "cannot connect", and since 0.27
+`DockerStreamError` for an error object inside a pull stream; older versions yield that
+object, which `PullTracker.feed` reads). aiohttp's `ClientError`s get past it: a daemon killed
+mid-pull ends the stream with `ClientPayloadError` (`test_daemon_killed_mid_pull_fails_cleanly`
+in tests/test_docker.py). The OS adds `OSError` and `TimeoutError`. aiodocker funnels aiohttp's
+connection errors through one choke point (`Docker._do_query` in `aiodocker/docker.py`);
+`DaemonErrors` is ours: the client catches `DAEMON_EXCEPTIONS` and hands them here, so every
+failure names the agent, the endpoint and the cause, carries a fix, and shows no secret and no
+traceback.
 """
 
 from __future__ import annotations

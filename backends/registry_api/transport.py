@@ -10,7 +10,7 @@
   cross-origin hop (`_redirect_headers` in httpx `_client.py`), which a presigned URL needs.
 - Authentication: Basic on Harbor's API; on `/v2/` a ping decides between no auth, Basic and
   bearer tokens, and tokens are cached per scope until shortly before `expires_in`
-  (distribution `docs/spec/auth/token.md`).
+  (distribution/distribution `docs/content/spec/auth/token.md`).
 - No secret ever reaches an exception: messages go through a `Redactor` that knows the
   password and every token this client received.
 """
@@ -43,7 +43,7 @@ from .errors import (
 )
 
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-DEFAULT_TOKEN_LIFETIME = 60              # distribution docs/spec/auth/token.md: expires_in defaults to 60 s
+DEFAULT_TOKEN_LIFETIME = 60              # distribution token spec (docs/content/spec/auth/token.md): expires_in defaults to 60 s
 TOKEN_MARGIN = 10.0                      # refresh a token this long before it expires
 KINDS = ("api", "ping", "token", "tags", "manifest", "blob", "catalog")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .image_ref import DOCKER_HUB
 from .registry_document import valid_registry_name
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
@@ -97,7 +98,7 @@ class AliasesPlan:
 @dataclass
 class AllowlistsPlan:
     add: list[str] = field(default_factory=list)              # default: the target registry
-    remove: list[str] = field(default_factory=lambda: ["index.docker.io"])
+    remove: list[str] = field(default_factory=lambda: [DOCKER_HUB])
     domains: dict[str, list[str]] = field(default_factory=dict)  # explicit final list per domain
 
 
@@ -288,7 +289,7 @@ def plan_from_mapping(raw: Mapping[str, Any], *, file: str | None = None) -> Pla
             raise ConfigError("must be a list of registry names", file=file, key=f"allowlists.domains.{k}",
                               fix='write e.g. research = ["cr.backend.ai"]')
         domains[k] = list(v)
-    allowlists = AllowlistsPlan(add=w.str_list("add", []), remove=w.str_list("remove", ["index.docker.io"]),
+    allowlists = AllowlistsPlan(add=w.str_list("add", []), remove=w.str_list("remove", [DOCKER_HUB]),
                                 domains=domains)
     for key, entries in [("allowlists.add", allowlists.add), ("allowlists.remove", allowlists.remove),
                          *((f"allowlists.domains.{k}", v) for k, v in domains.items())]:

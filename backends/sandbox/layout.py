@@ -20,7 +20,6 @@ from typing import Any
 RECORD = "sandbox.json"
 NAMESPACE = "local"
 TARGET_REGISTRY = "cr.backend.ai"
-HUB_REGISTRY = "index.docker.io"
 HARBOR_PROJECTS = ("stable", "community")
 MANAGER_VERSION = "20.09.29"
 MANAGER_API_VERSION = "v6.20210815"

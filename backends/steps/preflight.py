@@ -21,14 +21,16 @@ from ..events import ChangeApplied, PlannedChange
 from ..images import DOCKER_HUB
 from ..manager_control import Version, gate_version
 from ..registry import RegistryAuthError, RegistryClient, RegistryError, RegistryRedirectError
-from .base import Finding, Step, StepPlan, Verification
+from .base import Finding, Step, StepMeta, StepPlan, Verification
 
 
 class PreflightStep(Step):
-    id = "preflight"
-    title = "Preflight checks and backup"
-    runbook = "1: a manager with Harbor v2 support; back up first"
-    reversible = False
+    meta = StepMeta("preflight", "Preflight checks and backup", "Preflight",
+                    "1: a manager with Harbor v2 support; back up first", checklist=True)
+
+    def confirm_lines(self, plan: StepPlan) -> list[str]:
+        return ["Reads the whole etcd namespace and every domain's allowlist into the state directory "
+                "(secrets sealed). Nothing on the cluster changes."]
 
     async def manager_version(self) -> tuple[Version | None, Finding]:
         override = self.cluster.plan.manager.version

@@ -11,14 +11,12 @@ from __future__ import annotations
 from ..etcd import quote
 from ..images import AliasLoop, metadata_images, parse_ref, resolve_alias
 from ..registry_doc import REGISTRY_TYPES
-from .base import Finding, Step, StepPlan, Verification
+from .base import Finding, Step, StepMeta, StepPlan, Verification
 
 
 class VerifyStep(Step):
-    id = "verify"
-    title = "Verify"
-    runbook = "5: new sessions can start from the new registry"
-    writes = False
+    meta = StepMeta("verify", "Verify", "Verify", "5: new sessions can start from the new registry", writes=False,
+                    checklist=True)
 
     async def inspect(self) -> list[Finding]:
         return [self.finding(Finding("info", "read-only", "this step only reads; it changes nothing"))]

@@ -1,4 +1,5 @@
-"""The layering rule (DESIGN.md): backends/ never imports the UI; widgets/ never imports tui/ or backends/.
+"""The layering rule (CONTRIBUTING.md, "Layout and dependency rules"): backends/ never imports the UI;
+widgets/ never imports tui/ or backends/.
 
 Checked twice, as harlequin does: statically over every module's import statements, and at
 run time in a clean interpreter (importing every backends module must not load textual/rich).

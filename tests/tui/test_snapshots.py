@@ -1,6 +1,6 @@
 """Snapshot tests: every screen at a fixed size, from the sandbox, with deterministic content.
 
-Plain `def` tests (snap_compare runs its own event loop, reference/textual.md s.3). Later steps
+Plain `def` tests (snap_compare runs its own event loop; docs/textual-notes.md#snapshot-tests). Later steps
 are reached by a dry run (realistic plans through the engine's overlay, nothing written, no
 pulls, so no clocks or speeds on screen). Per-sandbox values (ports, socket root, run ids)
 are masked at equal length by the `stable_snapshots` fixture; see conftest.py.

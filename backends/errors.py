@@ -1,7 +1,7 @@
 """Errors that reach the operator: each names the cause and the fix, and maps to an exit status.
 
-Exit statuses are part of the CLI contract (issue 3): 0 verified, 1 a step failed,
-2 bad usage or configuration, 3 stopped at a gate.
+Exit statuses are part of the CLI contract (README.md, "Using it on a real cluster"): 0 verified,
+1 a step failed, 2 bad usage or configuration, 3 stopped at a gate.
 """
 
 from __future__ import annotations

@@ -84,7 +84,7 @@ class PrepullPlan:
     concurrency_per_agent: int = 2
     concurrency: int = 8
     retries: int = 3
-    timeout: float = 7200.0            # per pull, Backend.AI's own default (harbor.md s.4.5)
+    timeout: float = 7200.0            # per pull, Backend.AI's own default (docs/docker.md#pull-stream)
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""The layering rules (CONTRIBUTING.md): widgets <- tui -> backends, and the seam between them.
+"""The layering rules (CONTRIBUTING.md, "Layout and dependency rules"): widgets <- tui -> backends,
+and the seam between them.
 
 - backends/ never imports the UI; widgets/ never imports tui/ or backends/. Checked twice, as
   harlequin does: statically over every module's import statements, and at run time in a clean

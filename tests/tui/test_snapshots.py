@@ -1,6 +1,7 @@
 """Snapshot tests: every screen at a fixed size, with deterministic content.
 
-Plain `def` tests (pytest-textual-snapshot's snap_compare runs its own event loop). Later
+Plain `def` tests (pytest-textual-snapshot's snap_compare runs its own event loop;
+docs/textual-notes.md#snapshot-tests). Later
 steps are reached by a dry run (realistic plans through the engine's overlay, nothing
 written, no pulls, so no clocks or speeds on screen). One walk runs live on the sandbox: it
 takes every step's snapshot, checks the cleanup gate, and records the engine's calls; the

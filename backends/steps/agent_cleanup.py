@@ -4,7 +4,7 @@ Candidates are images carrying the `ai.backend.kernelspec` label whose name is a
 `lablup/...` name. Spared: infrastructure images (socket relay, krunner extractor,
 `lablup/importer`), anything in the plan's keep list, and any image a container uses (running
 or not). Removal is a plain, non-forced `docker rmi` of one tag: a 409 "in use" answer is
-reported and the image kept, never forced (reference/agents.md s.3). Reclaimed bytes are the
+reported and the image kept, never forced (docs/docker.md#removing-images). Reclaimed bytes are the
 sizes of images actually deleted.
 """
 

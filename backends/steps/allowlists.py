@@ -3,7 +3,7 @@
 Session creation checks `image_ref.registry in domain.allowed_docker_registries`
 (gateway/session.py @20.09), so the target must be added before users start sessions from
 it, and `index.docker.io` may only go once no alias resolves there any more, or old aliases
-fail with "unknown alias or disallowed registry" (reference/backendai.md s.10 item 9).
+fail with "unknown alias or disallowed registry" (api/session.py @20.09.29; docs/backendai-etcd.md#session-start).
 All domains change in one transaction that refuses if a row changed since the plan.
 """
 

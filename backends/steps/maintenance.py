@@ -3,7 +3,7 @@
 20.09 refuses session creation when the etcd key `manager/status` holds `frozen`
 (`server_status_required`, api/manager.py @20.09.29) and shows `manager/announcement` in the
 clients. Setting the key is preferred over the REST call, which is broken on 20.09
-(reference/backendai.md s.10 item 11). Both keys are restored at the end or on abort.
+(docs/backendai-etcd.md#maintenance-freeze). Both keys are restored at the end or on abort.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """`preflight`: is this cluster one the migration can safely run on? Then back it all up.
 
-Runbook step 1 and the gotchas checklist (reference/backendai.md s.10): manager version gate
+Runbook step 1 (docs/runbook.md) and the traps in docs/backendai-etcd.md and docs/harbor.md: manager version gate
 (20.03.11+ / 20.09.0b2+ / 21.x), storage era (images in PostgreSQL from 22.03 are refused),
 target registry reachable without redirect, credentials proven with `users/current` (a
 wrong password still lists public projects), every project visible, agents reachable, live

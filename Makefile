@@ -5,6 +5,8 @@ VENV := .venv
 ORACLE := .venv-oracle
 SANDBOX ?= .sandbox
 BIN := $(VENV)/bin
+# Two workers, each with its own sandbox; tests that share a fixed path share a worker (loadgroup).
+PYTEST_WORKERS ?= -n 2 --dist loadgroup
 
 .PHONY: demo demo-reset test deps venv oracle lint sandbox-up sandbox-down screenshots bench clean
 
@@ -32,7 +34,7 @@ demo-reset: deps venv
 
 test: deps venv oracle
 	@$(BIN)/ruff check backends tui widgets tests bench
-	@BAIRM_ORACLE=$(CURDIR)/$(ORACLE)/bin/backend.ai $(BIN)/pytest -q $(PYTEST_ARGS)
+	@BAIRM_ORACLE=$(CURDIR)/$(ORACLE)/bin/backend.ai $(BIN)/pytest -q $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 lint: venv
 	@$(BIN)/ruff check backends tui widgets tests bench

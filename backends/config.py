@@ -1,11 +1,12 @@
 """Find and read `manager.toml` the way the Backend.AI 20.09 manager does.
 
-Search order (ai.backend.common.config.find_config_file @20.09.0, reference/backendai.md s.6):
-an explicit `--config PATH`; else `$BACKEND_CONFIG_FILE` (and only that file); else
-`./manager.toml`, `~/.config/backend.ai/manager.toml`, `/etc/backend.ai/manager.toml`.
-Environment overrides are applied after reading, with the manager's own variable names
-(ai.backend.manager.config.load @20.09.0). Every error names the file, the key and the fix,
-because the operator is usually reading it over SSH with nothing else to go on.
+Search order (`find_config_file` in src/ai/backend/common/config.py, backend.ai-common 20.09.11;
+docs/backendai-db.md#managertoml): an explicit `--config PATH`; else `$BACKEND_CONFIG_FILE` (and
+only that file); else `./manager.toml`, `~/.config/backend.ai/manager.toml`,
+`/etc/backend.ai/manager.toml`. Environment overrides are applied after reading, with the
+manager's own variable names (`load()` in src/ai/backend/manager/config.py, backend.ai-manager
+20.09.29). Every error names the file, the key and the fix, because the operator is usually
+reading it over SSH with nothing else to go on.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from .secrets import Secret
 
 DAEMON = "manager"
 
-# (section, key) -> environment variable, as in manager/config.py load() @20.09.0
+# (section, key) -> environment variable, as in load() of src/ai/backend/manager/config.py @20.09.29
 ENV_OVERRIDES: tuple[tuple[tuple[str, str], str], ...] = (
     (("etcd", "namespace"), "BACKEND_NAMESPACE"),
     (("etcd", "addr"), "BACKEND_ETCD_ADDR"),

@@ -1,6 +1,6 @@
 """The Backend.AI manager database: domains, kernels, agents (asyncpg).
 
-Rules this module keeps (DESIGN.md "Talking to the cluster"; reference/backendai.md s.5, s.10):
+Rules this module keeps (docs/backendai-db.md, from the 20.09.29 models in backend.ai-manager):
 - Every value travels as a bind parameter; SQL text holds only fixed identifiers and the
   fixed status literals Backend.AI itself uses. `render_sql` exists so the operator can see
   the equivalent statement, with values quoted for display only; it is never executed here.
@@ -8,7 +8,7 @@ Rules this module keeps (DESIGN.md "Talking to the cluster"; reference/backendai
   refuses if any row is no longer what the plan saw (someone edited it meanwhile), and is
   read back after commit.
 - Connection problems become a `ConnectError` naming host:port, database and user plus the
-  fix; a password never appears in any message (reference/secrets: `Secret`).
+  fix; a password never appears in any message (`Secret`, backends/secrets.py).
 """
 
 from __future__ import annotations
@@ -31,8 +31,9 @@ from .config import DBSettings, HostPort
 from .errors import ConnectError, MigrateError, SafetyError
 from .secrets import Redactor, Secret
 
-# Backend.AI's own definition of "live" (DEAD_KERNEL_STATUSES, the partial unique index
-# ix_kernels_unique_sess_token in schema-20.09.sql; reference/backendai.md s.5 "kernels").
+# Backend.AI's own definition of "live": DEAD_KERNEL_STATUSES and the partial unique index
+# ix_kernels_unique_sess_token in src/ai/backend/manager/models/kernel.py @20.09.29 (also in
+# backends/sandbox/schema-20.09.sql; docs/backendai-db.md#kernels).
 DEAD_KERNEL_STATUSES = ("TERMINATED", "CANCELLED")
 ERA_TABLES = ("domains", "kernels", "agents", "images", "image_aliases", "sessions", "container_registries")
 DEFAULT_ARCHITECTURE = "x86_64"  # agents.architecture only exists from 22.03; 20.09 agents are x86_64
@@ -67,7 +68,7 @@ class SchemaEra:
 
     @property
     def images_in_db(self) -> bool:
-        """22.03+: image metadata and aliases live in PostgreSQL, not etcd (backendai.md s.0)."""
+        """22.03+: image metadata and aliases live in PostgreSQL (docs/backendai-db.md#storage-eras)."""
         return "images" in self.tables
 
     @property

@@ -8,22 +8,79 @@ with the plan the operator confirmed (steps are written to be resumable), a step
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from . import __version__
 from .cluster import Cluster
 from .errors import EXIT_FAILED, EXIT_GATE, EXIT_OK, GateError, MigrateError, StepBlocked, StepFailed
-from .events import Emit, Event, LogLine, PlanReady, RunFinished, RunStarted, StepStatus, VerifyResult
+from .events import (
+    Emit,
+    Event,
+    LogLine,
+    PlanReady,
+    PullProgress,
+    RunFinished,
+    RunStarted,
+    StepStatus,
+    VerifyResult,
+)
 from .lock import ClusterLock
-from .plan_file import step_inputs
 from .state import RunState, StateStore, default_state_dir
+from .statuses import TERMINAL, Status
 from .steps import STEP_CLASSES, STEP_ORDER
-from .steps.base import Finding, Step, StepPlan, Verification
+from .steps.base import Finding, Step, StepMeta, StepPlan, Verification
+from .steps.edits import Edit, EditResult
+from .steps.views import Cell, Grid
 from .transcript import Transcript
+
+_UNSET = object()
+T = TypeVar("T")
+
+
+class Recorder(Protocol):
+    """Listens to the engine's life-cycle calls (see backends.replay): each call, the events it
+    emitted, what it returned or raised, and the step's state after it."""
+
+    def begin(self) -> None: ...
+
+    def end(self, engine: Engine, step_id: str, method: str, value: Any = None,
+            error: BaseException | None = None) -> None: ...
+
+
+def recorded(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+    """Lets an attached recorder see one life-cycle call; costs nothing without one."""
+    @functools.wraps(fn)
+    async def call(self: Engine, step_id: str, *a: Any, **kw: Any) -> T:
+        rec = self.recorder
+        if rec is None:
+            return await fn(self, step_id, *a, **kw)
+        rec.begin()
+        try:
+            value = await fn(self, step_id, *a, **kw)
+        except MigrateError as e:
+            rec.end(self, step_id, fn.__name__, error=e)
+            raise
+        rec.end(self, step_id, fn.__name__, value=value)
+        return value
+
+    return call
+
+
+def _edit_field(edit: Edit) -> tuple[str, str]:
+    """Which field an edit sets: its type and the first of its values that names a thing."""
+    values = list(vars(edit).values())
+    return (type(edit).__name__, str(values[0]) if len(values) > 1 else "")
+
+
+def _describe(edit: Edit) -> str:
+    """An edit as the transcript records it; the registry document's text is not repeated
+    (it carries a password, and its effect is in the next plan)."""
+    fields = {k: v for k, v in vars(edit).items() if k != "text" or type(edit).__name__ != "SetRegistryDocument"}
+    return type(edit).__name__ + " " + ", ".join(f"{k}={v!r}" for k, v in fields.items())
 
 
 class Engine:
@@ -35,10 +92,14 @@ class Engine:
         self.sinks: list[Emit] = list(sinks)
         self.transcript = transcript
         self.lock: ClusterLock | None = None
+        self.recorder: Recorder | None = None
         self._steps: dict[str, Step] = {}
         self.findings: dict[str, list[Finding]] = {}
         self.plans: dict[str, StepPlan] = {}
         self.verifications: dict[str, Verification] = {}
+        # What each plan of this session was made from: an edit since makes it stale.
+        self._planned_from: dict[str, object] = {}
+        self._edits: dict[str, dict[tuple[str, str], str]] = {}   # step -> field -> edit, until planned
 
     # -- construction -------------------------------------------------------------------
     @classmethod
@@ -108,11 +169,18 @@ class Engine:
 
     # -- plumbing -------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
+        """Writes the event to the transcript, then hands it to every listener. A listener that
+        fails is never allowed to stop the engine mid-write, and never hidden: the failure is
+        recorded in the transcript as an error line."""
         if self.transcript is not None:
             self.transcript.write(event)
         for sink in self.sinks:
-            with contextlib.suppress(Exception):
+            try:
                 sink(event)
+            except Exception as e:  # noqa: BLE001 - recorded below; the engine's work goes on
+                if self.transcript is not None and not isinstance(event, LogLine):
+                    self.transcript.write(LogLine(getattr(event, "step", None), "error", self.cluster.redactor(
+                        f"a listener failed on a {event.kind} event: {type(e).__name__}: {e}")))
 
     def save(self) -> None:
         if self.store is not None:
@@ -133,54 +201,147 @@ class Engine:
     def step_ids(self) -> list[str]:
         return list(self.state.steps)
 
-    def status_of(self, step_id: str) -> str:
-        return self.state.step(step_id).status
+    def status_of(self, step_id: str) -> Status:
+        return Status(self.state.step(step_id).status)
 
-    def _set(self, step_id: str, status: str, message: str = "", *, error: str | None = None) -> None:
+    def _set(self, step_id: str, status: Status, message: str = "", *, error: str | None = None) -> None:
         st = self.state.step(step_id)
         st.status = status
         if error is not None:
             st.error = self.cluster.redactor(error)
-        if status == "applying" and st.started_at is None:
+        if status is Status.APPLYING and st.started_at is None:
             st.started_at = time.time()
-        if status in ("verified", "failed", "skipped", "blocked", "rolled-back"):
+        if status in TERMINAL:
             st.finished_at = time.time()
         self.save()
         self.emit(StepStatus(step_id, status, self.cluster.redactor(message)))
 
+    # -- what the wizard asks: each step's contract, never its storage ------------------------
+    @staticmethod
+    def meta(step_id: str) -> StepMeta:
+        cls_ = STEP_CLASSES.get(step_id)
+        if cls_ is None:
+            raise MigrateError(f"unknown step {step_id!r}", fix=f"use one of: {', '.join(STEP_ORDER)}")
+        return cls_.meta
+
+    def plan_of(self, step_id: str) -> StepPlan | None:
+        """This session's plan, else the one saved in the state (a resumed run)."""
+        p = self.plans.get(step_id)
+        if p is None:
+            raw = self.state.step(step_id).plan
+            p = StepPlan.from_json(raw) if raw else None
+        return p
+
+    def verification_of(self, step_id: str) -> Verification | None:
+        v = self.verifications.get(step_id)
+        if v is not None:
+            return v
+        raw = (self.state.step(step_id).result or {}).get("verify")
+        return Verification.from_json(raw) if raw else None
+
+    def error_of(self, step_id: str) -> str | None:
+        return self.state.step(step_id).error
+
+    def has_backup(self, step_id: str) -> bool:
+        return bool(self.state.step(step_id).backup)
+
+    def disabled_reason(self, step_id: str) -> str | None:
+        self.meta(step_id)   # an unknown id is refused with the list of known ones
+        return STEP_CLASSES[step_id].disabled_reason(self.cluster.plan)
+
+    def stale(self, step_id: str) -> bool:
+        """The operator edited an input after this session's plan: apply must wait for a new one."""
+        made = self._planned_from.get(step_id, _UNSET)
+        return made is not _UNSET and made != STEP_CLASSES[step_id].input_key(self.cluster.plan)
+
+    def forget_plan_inputs(self, step_id: str) -> None:
+        self._planned_from.pop(step_id, None)
+
+    def grid(self, step_id: str) -> Grid | None:
+        plan = self.plan_of(step_id)
+        return self.step(step_id).grid(plan) if plan is not None and self.meta(step_id).grid else None
+
+    def cell_of(self, event: PullProgress) -> Cell:
+        return self.step(event.step).cell_of(event)
+
+    def result_cells(self, step_id: str) -> list[Cell]:
+        plan = self.plan_of(step_id)
+        return self.step(step_id).result_cells(plan) if plan is not None else []
+
+    def confirm_lines(self, step_id: str) -> list[str]:
+        plan = self.plan_of(step_id)
+        return self.step(step_id).confirm_lines(plan) if plan is not None else []
+
+    @recorded
+    async def load_edit_context(self, step_id: str) -> None:
+        step = self.step(step_id)
+        step.edit_context = await step.load_edit_context()
+
+    def check_edit(self, edit: Edit) -> EditResult:
+        return self._editable(edit) or self.step(edit.step).check_edit(edit)
+
+    def edit(self, edit: Edit) -> EditResult:
+        """Records the operator's edit in the plan file (never the cluster) when the step takes it."""
+        refused = self._editable(edit)
+        if refused is not None:
+            return refused
+        result = self.step(edit.step).take_edit(edit)
+        if result.taken and result.changed:
+            # Recorded with the next plan of the step, the last edit of each field only (an
+            # announcement typed letter by letter is one edit, not forty).
+            self._edits.setdefault(edit.step, {})[_edit_field(edit)] = _describe(edit)
+        return result
+
+    def _editable(self, edit: Edit) -> EditResult | None:
+        if not self.status_of(edit.step).plannable:
+            return EditResult.refused(f"the {self.meta(edit.step).short_title.lower()} step is "
+                                      f"{self.status_of(edit.step)}", "roll it back to change it")
+        return None
+
+    def restore_edits(self) -> list[str]:
+        """On resume: each step's edits of the interrupted session back into the plan file."""
+        return [sid for sid in [*STEP_ORDER, *self.state.steps] if sid in self.state.steps
+                and sid in STEP_CLASSES and self.step(sid).restore_edits()]
+
     # -- the life cycle -------------------------------------------------------------------
+    @recorded
     async def inspect(self, step_id: str) -> list[Finding]:
         step = self.step(step_id)
         st = self.state.step(step_id)
-        if st.status == "pending":
-            self._set(step_id, "inspecting")
+        if st.status == Status.PENDING:
+            self._set(step_id, Status.INSPECTING)
         findings = await step.inspect()
         self.findings[step_id] = findings
         st.result = {**(st.result or {}), "findings": [f.to_json() for f in findings]}
-        if any(f.severity == "blocking" for f in findings) and st.status in ("pending", "inspecting", "blocked"):
-            self._set(step_id, "blocked", findings[0].message if findings else "")
-        elif st.status in ("inspecting", "blocked"):
-            self._set(step_id, "inspected")
+        if any(f.blocking for f in findings) and st.status in (Status.PENDING, Status.INSPECTING, Status.BLOCKED):
+            self._set(step_id, Status.BLOCKED, findings[0].message if findings else "")
+        elif st.status in (Status.INSPECTING, Status.BLOCKED):
+            self._set(step_id, Status.INSPECTED)
         else:
             self.save()
         return findings
 
     def blocking(self, step_id: str) -> list[Finding]:
-        return [f for f in self.findings.get(step_id, []) if f.severity == "blocking"]
+        return [f for f in self.findings.get(step_id, []) if f.blocking]
 
+    @recorded
     async def plan(self, step_id: str) -> StepPlan:
         step = self.step(step_id)
+        for what in self._edits.pop(step_id, {}).values():
+            self.log(step_id, "info", f"edited by the operator: {what}")
         plan = await step.plan()
         self.plans[step_id] = plan
         st = self.state.step(step_id)
         st.plan = plan.to_json()
-        st.inputs = step_inputs(self.cluster.plan, step_id)   # what the plan was made from (wizard resume)
-        if st.status not in ("applying", "applied") and not self.blocking(step_id):
-            st.status = "planned"   # a blocked step stays blocked: a plan to read is not a way past the gate
+        st.inputs = type(step).inputs(self.cluster.plan)   # what the plan was made from (wizard resume)
+        self._planned_from[step_id] = type(step).input_key(self.cluster.plan)
+        if st.status not in (Status.APPLYING, Status.APPLIED) and not self.blocking(step_id):
+            st.status = Status.PLANNED   # a blocked step stays blocked: a plan to read is not a way past the gate
         self.save()
         self.emit(PlanReady(step_id, plan.summary, [c.to_json() for c in plan.changes]))
         return plan
 
+    @recorded
     async def apply(self, step_id: str) -> dict[str, Any]:
         """Applies the saved plan. On a dry run nothing is written; the overlay records it."""
         step = self.step(step_id)
@@ -188,23 +349,24 @@ class Engine:
         plan = self.plans.get(step_id) or (StepPlan.from_json(st.plan) if st.plan else None)
         if plan is None:
             plan = await self.plan(step_id)
-        if self.blocking(step_id) and st.status != "applying":
+        if self.blocking(step_id) and st.status != Status.APPLYING:
             raise StepBlocked(step_id, self.blocking(step_id))
         st.attempts += 1
-        self._set(step_id, "applying", "dry run: recording what would change" if self.cluster.dry_run else "")
+        self._set(step_id, Status.APPLYING, "dry run: recording what would change" if self.cluster.dry_run else "")
         try:
             result = await step.apply(plan)
         except MigrateError as e:
-            self._set(step_id, "failed", e.one_line(), error=e.one_line())
+            self._set(step_id, Status.FAILED, e.one_line(), error=e.one_line())
             raise
         except Exception as e:
             msg = self.cluster.redactor(f"{type(e).__name__}: {e}")
-            self._set(step_id, "failed", msg, error=msg)
+            self._set(step_id, Status.FAILED, msg, error=msg)
             raise StepFailed(step_id, msg, fix="see the transcript; fix the cause and resume") from e
         st.result = {**(st.result or {}), "apply": result}
-        self._set(step_id, "applied")
+        self._set(step_id, Status.APPLIED)
         return result
 
+    @recorded
     async def verify(self, step_id: str) -> Verification:
         step = self.step(step_id)
         st = self.state.step(step_id)
@@ -213,20 +375,22 @@ class Engine:
         self.verifications[step_id] = v
         st.result = {**(st.result or {}), "verify": [c.to_json() for c in v.checks]}
         self.emit(VerifyResult(step_id, v.ok, [c.to_json() for c in v.checks]))
-        self._set(step_id, "verified" if v.ok else "failed",
+        self._set(step_id, Status.VERIFIED if v.ok else Status.FAILED,
                   "" if v.ok else next((c.name + ": " + c.detail for c in v.checks if not c.ok), ""))
         return v
 
+    @recorded
     async def rollback(self, step_id: str) -> list[Any]:
         step = self.step(step_id)
         if not step.reversible:
             raise MigrateError(f"step {step_id} cannot be rolled back", fix="restore by hand from the backup")
         changes = await step.rollback()
-        self._set(step_id, "rolled-back", f"{len(changes)} change(s) undone")
+        self._set(step_id, Status.ROLLED_BACK, f"{len(changes)} change(s) undone")
         return changes
 
+    @recorded
     async def skip(self, step_id: str, reason: str = "") -> None:
-        self._set(step_id, "skipped", reason)
+        self._set(step_id, Status.SKIPPED, reason)
 
     def log(self, step_id: str | None, level: str, message: str) -> None:
         self.emit(LogLine(step_id, level, self.cluster.redactor(message)))
@@ -235,37 +399,51 @@ class Engine:
     async def run_step(self, step_id: str, *, confirm: Callable[[StepPlan], bool] | None = None) -> str:
         """inspect -> plan -> apply -> verify, resuming where the state says. Returns the status."""
         st = self.state.step(step_id)
-        if st.status in ("verified", "skipped"):
+        if st.status in (Status.VERIFIED, Status.SKIPPED):
             return st.status
-        if st.status in ("applying", "applied") and st.plan is not None:
+        if st.status in (Status.APPLYING, Status.APPLIED) and st.plan is not None:
             # A warning, so a headless operator sees that an interrupted invocation is being finished.
             self.log(step_id, "warning", f"resuming step {step_id} (was {st.status}): an earlier invocation "
                                          "stopped inside it; continuing from its journal")
-            if st.status == "applying":
+            if st.status == Status.APPLYING:
                 await self.apply(step_id)
             v = await self.verify(step_id)
             if not v.ok:
                 raise StepFailed(step_id, "verification failed after resume")
-            return "verified"
+            return Status.VERIFIED
         await self.inspect(step_id)
         if self.blocking(step_id):
             raise StepBlocked(step_id, self.blocking(step_id))
         plan = await self.plan(step_id)
         if confirm is not None and not confirm(plan):
             await self.skip(step_id, "not confirmed")
-            return "skipped"
+            return Status.SKIPPED
         await self.apply(step_id)
         v = await self.verify(step_id)
         if not v.ok:
             bad = [c for c in v.checks if not c.ok]
             raise StepFailed(step_id, f"verification failed: {bad[0].name}: {bad[0].detail}",
                              fix="see the transcript for every check; fix the cause and resume")
-        return "verified"
+        return Status.VERIFIED
+
+    def frozen(self) -> bool:
+        """The maintenance step froze new sessions and the freeze is not lifted yet."""
+        st = self.state.steps.get("maintenance")
+        return (st is not None and st.status in (Status.APPLYING, Status.APPLIED, Status.VERIFIED)
+                and not st.journaled("restored"))
+
+    def freeze_lifted(self) -> bool:
+        st = self.state.steps.get("maintenance")
+        return st is not None and st.journaled("restored")
 
     async def finish_maintenance(self) -> None:
         """Undo the freeze and announcement if the maintenance step set them (end or abort)."""
-        st = self.state.steps.get("maintenance")
-        if st is None or st.status not in ("applying", "applied", "verified"):
+        await self._lift_freeze("maintenance")
+
+    @recorded
+    async def _lift_freeze(self, step_id: str) -> None:
+        st = self.state.steps.get(step_id)
+        if st is None or st.status not in (Status.APPLYING, Status.APPLIED, Status.VERIFIED):
             return
         if st.journaled("restored"):
             return

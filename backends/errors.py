@@ -1,6 +1,6 @@
 """Errors that reach the operator: each names the cause and the fix, and maps to an exit status.
 
-Exit statuses are part of the CLI contract (issue 3): 0 verified, 1 a step failed,
+Exit statuses are part of the CLI contract (README.md, "Using it on a real cluster"): 0 verified, 1 a step failed,
 2 bad usage or configuration, 3 stopped at a gate. A class's exit status is the first `exit_code`
 in its MRO, so where an error sits in this tree decides what the operator is told to do.
 Every error carries `message` and `fix`; `str()` is the one line shown.

@@ -1,6 +1,7 @@
 """Backend.AI's etcd key space, read and written exactly as Backend.AI 20.09 does.
 
-Faithfulness rules (ai.backend.common.etcd @20.09.0, reference/backendai.md s.1):
+Faithfulness rules (src/ai/backend/common/etcd.py, backend.ai-common 20.09.11, same as 20.09.0;
+docs/backendai-etcd.md#put-json):
 - every key lives under `/sorna/{namespace}/`; one leading `/` of a key is dropped;
 - `put`, `get`, `delete` take keys as given (the caller quotes);
 - `put_json` flattens nested dicts, quoting each dict key with `quote(k, safe='')` but not
@@ -480,7 +481,7 @@ class EtcdStore:
         """Deletes `key` and everything under `key/` in one transaction; returns keys deleted.
 
         Narrower than `etcd delete --prefix` on purpose: `images/index.docker.io` must not take
-        `images/index.docker.io.example/...` with it (reference/backendai.md s.1).
+        `images/index.docker.io.example/...` with it (docs/backendai-etcd.md#the-cli).
         """
         await self.check_delete_prefix(key)
         norm = key.strip().strip("/")

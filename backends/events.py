@@ -147,3 +147,21 @@ Emit = Callable[[Event], None]
 
 def null_emit(_e: Event) -> None:
     return None
+
+
+def _event_classes() -> dict[str, type[Event]]:
+    out: dict[str, type[Event]] = {}
+    todo: list[type[Event]] = [Event]
+    while todo:
+        cls = todo.pop()
+        out[cls.kind] = cls
+        todo.extend(cls.__subclasses__())
+    return out
+
+
+def event_from_json(d: dict[str, Any]) -> Event:
+    """An event as `to_json` wrote it (a transcript line, a recording), back as its own type."""
+    cls = _event_classes().get(d.get("kind", ""))
+    if cls is None:
+        raise ValueError(f"unknown event kind {d.get('kind')!r}")
+    return cls(**{k: v for k, v in d.items() if k != "kind"})

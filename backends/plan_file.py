@@ -85,7 +85,7 @@ class PrepullPlan:
     concurrency_per_agent: int = 2
     concurrency: int = 8
     retries: int = 3
-    timeout: float = 7200.0            # per pull, Backend.AI's own default (harbor.md s.4.5)
+    timeout: float = 7200.0            # per pull, Backend.AI's own default (docs/docker.md#pull-stream)
 
 
 @dataclass
@@ -387,43 +387,3 @@ def load_plan(path: str | Path | None) -> PlanFile:
         raise ConfigError(f"is not valid TOML ({e})", file=str(p), fix="correct the syntax at that line") from None
     return plan_from_mapping(raw, file=str(p))
 
-
-# -- the operator's edits, per step (kept in the run state so a dropped session keeps them) ---------
-
-def step_inputs(plan: PlanFile, step: str) -> dict[str, Any]:
-    """The fields of `plan` the wizard lets the operator edit for `step`, as JSON data.
-
-    The registry document is not here: it carries a password, and its edits survive as the
-    registry step's saved plan (`config_puts`, sealed in the state) instead."""
-    if step == "maintenance":
-        return {"announcement": plan.maintenance.announcement}
-    if step == "prepull":
-        return {"images": list(plan.prepull.images)}
-    if step == "aliases":
-        a = plan.aliases
-        return {"overrides": dict(a.overrides), "skip": list(a.skip), "remove": list(a.remove)}
-    if step == "allowlists":
-        w = plan.allowlists
-        return {"add": list(w.add), "remove": list(w.remove), "domains": {k: list(v) for k, v in w.domains.items()}}
-    return {}
-
-
-def restore_step_inputs(plan: PlanFile, step: str, inputs: Mapping[str, Any]) -> bool:
-    """Puts saved `inputs` (from `step_inputs`) back into `plan`; True when that changed it."""
-    if not inputs or step_inputs(plan, step) == dict(inputs):
-        return False
-    if step == "maintenance":
-        plan.maintenance.announcement = str(inputs.get("announcement", plan.maintenance.announcement))
-    elif step == "prepull":
-        plan.prepull.images = [str(i) for i in inputs.get("images", [])]
-    elif step == "aliases":
-        plan.aliases.overrides = {str(k): str(v) for k, v in dict(inputs.get("overrides", {})).items()}
-        plan.aliases.skip = [str(s) for s in inputs.get("skip", [])]
-        plan.aliases.remove = [str(s) for s in inputs.get("remove", [])]
-    elif step == "allowlists":
-        plan.allowlists.add = [str(s) for s in inputs.get("add", [])]
-        plan.allowlists.remove = [str(s) for s in inputs.get("remove", [])]
-        plan.allowlists.domains = {str(k): [str(n) for n in v] for k, v in dict(inputs.get("domains", {})).items()}
-    else:
-        return False
-    return True

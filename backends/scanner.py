@@ -8,7 +8,7 @@ than a missing tag aborts the scan and nothing is written. Differences, on purpo
   fetched; repositories are scanned concurrently (20.09 pings and logs in once per repository);
 - a multi-arch tag (manifest list or OCI index) resolves to the child for the agents'
   architecture and is written as 20.09 writes a single-arch tag of that child. 20.09 itself
-  fails the whole registry on such a tag against a real Harbor (harbor2-standin.md s.2).
+  fails the whole registry on such a tag against a real Harbor (docs/backendai-etcd.md#rescan).
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ Progress = Callable[[str, dict[str, int]], None]
 # Repositories in flight and HTTP connections. A scan is ~1 API call per repository plus 1
 # manifest per tag, each a round trip to a remote Harbor: at 20 ms, 500 tags take ~1.5 s at 8
 # and ~0.75 s at 16 (bench/rescan.py); beyond 16, httpx's pool costs more CPU than it saves.
-# 20.09 itself opens up to 100 connections (harbor2-standin.md s.1).
+# 20.09 itself opens up to 100 connections (`aiohttp.TCPConnector()` with aiohttp's default limit,
+# container_registry/base.py @20.09.29).
 SCAN_CONCURRENCY = 16
 
 

@@ -19,11 +19,10 @@ from typing import Any
 
 from .errors import ConfigError
 from .secrets import Redactor
+from .statuses import FINISHED, Status
 from .vault import Vault
 
 STATE_FILE = "state.json"
-# Step statuses that mean "nothing more to do for this step".
-FINISHED = {"verified", "skipped"}
 
 
 def default_state_dir(namespace: str) -> Path:
@@ -34,7 +33,7 @@ def default_state_dir(namespace: str) -> Path:
 @dataclass
 class StepState:
     id: str
-    status: str = "pending"
+    status: Status = Status.PENDING
     inputs: dict[str, Any] = field(default_factory=dict)
     plan: dict[str, Any] | None = None
     backup: dict[str, Any] | None = None
@@ -44,6 +43,9 @@ class StepState:
     attempts: int = 0
     started_at: float | None = None
     finished_at: float | None = None
+
+    def __post_init__(self) -> None:
+        self.status = Status(self.status)   # loaded from JSON as a plain string
 
     def journaled(self, key: str) -> bool:
         return any(j.get("key") == key for j in self.journal)
@@ -81,7 +83,7 @@ class RunState:
 
     @property
     def unfinished(self) -> bool:
-        return not self.finished and any(s.status not in ("pending",) for s in self.steps.values())
+        return not self.finished and any(s.status is not Status.PENDING for s in self.steps.values())
 
     def current(self) -> str | None:
         for sid, s in self.steps.items():

@@ -20,7 +20,7 @@ import backends  # noqa: F401  (pure-python protobuf runtime before etcd3)
 from .env import BenchEnv
 from .timing import line
 
-# name -> module; the order is the order of the issue (rescan, etcd-write, prepull, grid, startup).
+# name -> module, in the order of the README's Performance table (rescan, etcd-write, prepull, grid, startup).
 BENCHMARKS: dict[str, str] = {
     "rescan": "bench.rescan",
     "etcd-write": "bench.etcd_write",
@@ -31,7 +31,7 @@ BENCHMARKS: dict[str, str] = {
 
 
 def _grid(_env: BenchEnv) -> dict[str, Any] | None:
-    """bench/grid.py is written by another helper: its `main()` prints its own `grid ...` line."""
+    """bench/grid.py's `main()` prints its own `grid ...` line, so nothing is returned here."""
     try:
         mod = importlib.import_module("bench.grid")
     except ModuleNotFoundError as e:

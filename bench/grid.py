@@ -3,7 +3,7 @@
     python -m bench.grid [--seconds 10] [--rate 5000] [--modes messages,thread]
 
 Prints one line, `grid key=value ...`, and `main()` returns the same figures as a dict. Nothing
-is asserted: this is a measurement (issue 4: "measured in a benchmark, not a timed test").
+is asserted: this is a measurement, not a timed test (README.md, "Performance").
 
 What is measured, and why it is the right signal (Textual 8.2.8 source):
 

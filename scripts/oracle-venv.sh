@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The reference implementation: the real Backend.AI 20.09 manager CLI from PyPI, in its own
-# Python 3.8 venv (reference/services.md s.5). Conformance tests compare our etcd writes with it.
+# Python 3.8 venv (docs/sandbox.md#the-oracle). Conformance tests compare our etcd writes with it.
 set -euo pipefail
 dest=${1:-.venv-oracle}
 stamp="20.9.29+grpcio<1.45"
@@ -17,7 +17,7 @@ fi
 rm -rf "$dest"
 "$py" -m venv "$dest"
 # grpcio<1.45: newer grpcio refuses python-etcd3 0.12's auth token as call credentials on a
-# plaintext channel (python-etcd3 #1876), and the sandbox's etcd has auth on.
+# plaintext channel (kragniz/python-etcd3#1876, grpc/grpc#29643), and the sandbox's etcd has auth on.
 "$dest/bin/pip" install -q --disable-pip-version-check "backend.ai-manager==20.9.29" "grpcio<1.45" 2>&1 | grep -v "is ignored\|DEPRECATION\|setup.py install\|pip 23.1\|discussion can be found" || true
 PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python "$dest/bin/backend.ai" --help >/dev/null
 echo "$stamp" > "$dest/.installed"

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION", "python")
-# Snapshot determinism (reference/textual.md s.3): no env-dependent colours or themes.
+# Snapshot determinism (docs/textual-notes.md#snapshot-tests): no env-dependent colours or themes.
 for _var in ("NO_COLOR", "TEXTUAL_THEME", "FORCE_COLOR"):
     os.environ.pop(_var, None)
 os.environ["TEXTUAL_ANIMATIONS"] = "none"

@@ -2,15 +2,16 @@
 
 Conformance tests write with `backend.ai mgr etcd ...` into one namespace and with our code into
 another namespace of the same etcd, then compare the raw bytes under `/sorna/<ns>/`
-(reference/backendai.md s.1). Several rules shape this module:
+(docs/backendai-etcd.md#namespace-and-keys). Several rules shape this module:
 
 - The CLI exits 0 on almost every failure. It logs "An error occurred." and a traceback instead
-  (reference/backendai.md s.1 "Error handling", reference/harbor2-standin.md s.5). So every
-  helper scans the output and raises `OracleError`, and callers still assert on etcd contents.
-  `rescan-images` can even fail with no output at all (harbor2-standin.md s.5, "measured race").
+  (src/ai/backend/manager/cli/etcd.py in backend.ai-manager 20.09.29;
+  docs/backendai-etcd.md#the-cli). So every helper scans the output and raises `OracleError`,
+  and callers still assert on etcd contents. `rescan-images` can even fail with no output at
+  all (a race measured here; docs/backendai-etcd.md#rescan).
 - A missing oracle is a test failure, never a skip. `make oracle` builds it.
 - python-etcd3 0.12 cannot authenticate over plaintext gRPC with grpcio >= 1.45
-  (python-etcd3 issue #1876). The oracle venv must therefore hold grpcio < 1.45, as every
+  (kragniz/python-etcd3#1876). The oracle venv must therefore hold grpcio < 1.45, as every
   2020-2021 install of the 20.09 manager did. `Oracle.create` checks this up front so the
   failure names its cause.
 - The raw reader uses `etcdctl`, not our own `EtcdStore`, so a bug in our reader cannot hide a
@@ -118,7 +119,7 @@ def check_oracle_can_authenticate(exe: Path) -> None:
 def _oracle_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(_SCRUBBED_ENV_PREFIXES)}
     env.update({
-        # python-etcd3's generated code needs the pure-python protobuf runtime (services.md s.5)
+        # python-etcd3's generated code needs the pure-python protobuf runtime (kragniz/python-etcd3#1957)
         "PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION": "python",
         # argv, files and stdout as UTF-8 whatever the locale, so unicode keys round-trip
         "PYTHONUTF8": "1",
@@ -173,7 +174,7 @@ class _Driver:
 def manager_toml(*, etcd_port: int, namespace: str, etcd_user: str | None, etcd_password: str | None,
                  etcd_host: str = HOST, db_port: int = 5432, db_name: str = "backend",
                  db_user: str = "postgres", db_password: str | None = None) -> str:
-    """The minimal manager.toml the 20.09 CLI accepts (reference/services.md s.5).
+    """The minimal manager.toml the 20.09 CLI accepts (docs/sandbox.md#the-oracle).
 
     The [db] section is required by the schema, but `etcd` subcommands never connect to it.
     """
@@ -308,7 +309,7 @@ class Oracle:
         return data
 
     def delete(self, key: str, *, prefix: bool = False) -> subprocess.CompletedProcess[str]:
-        """`etcd delete [--prefix] KEY`. With --prefix it is a RAW string prefix (backendai.md s.1)."""
+        """`etcd delete [--prefix] KEY`. With --prefix it is a RAW string prefix (docs/backendai-etcd.md#the-cli)."""
         return self.etcd("delete", *(["--prefix"] if prefix else []), "--", key)
 
     def rescan_images(self, registry: str) -> subprocess.CompletedProcess[str]:
@@ -316,7 +317,7 @@ class Oracle:
         return self.etcd("rescan-images", "--", registry)
 
     def alias(self, alias: str, target: str) -> subprocess.CompletedProcess[str]:
-        """`etcd alias ALIAS TARGET`: writes images/_aliases/<quote(ALIAS)> (backendai.md s.4)."""
+        """`etcd alias ALIAS TARGET`: writes images/_aliases/<quote(ALIAS)> (docs/backendai-etcd.md#aliases)."""
         return self.etcd("alias", "--", alias, target)
 
     def dealias(self, alias: str) -> subprocess.CompletedProcess[str]:

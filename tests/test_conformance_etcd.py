@@ -2,12 +2,12 @@
 
 Issue: for a corpus of registry JSON documents, the keys and values our `put_json` writes must
 equal those of `backend.ai mgr etcd put-json`, and our `get_prefix` must equal the output of
-`etcd get --prefix` (reference/backendai.md s.1, DESIGN.md "Talking to the cluster").
+`etcd get --prefix` (docs/backendai-etcd.md#put-json and #the-cli).
 
 Method: the oracle writes into namespace A and we write into namespace B of the same etcd (with
 auth, as the sandbox runs it). Both are then read raw with `etcdctl`, so neither of our own
-readers is trusted. The CLI exits 0 on failure (backendai.md s.1), so the oracle helpers raise
-on its error output, and every test asserts on etcd contents.
+readers is trusted. The CLI exits 0 on failure (docs/backendai-etcd.md#the-cli), so the oracle
+helpers raise on its error output, and every test asserts on etcd contents.
 
 Known, deliberate divergences, each pinned by a test below:
 - `EtcdStore.delete_prefix(k)` deletes `k` and `k/...`. `etcd delete --prefix k` is a raw string
@@ -145,7 +145,7 @@ def _j(obj: Any) -> bytes:
     return json.dumps(obj, ensure_ascii=False).encode("utf-8")
 
 
-# reference/runbook.md step 2, verbatim
+# The registry document of step 2 of Backend.AI's migration guide (docs/runbook.md)
 RUNBOOK_DOC = (b'{"config": {"docker": {"registry": {"cr.backend.ai": {\n'
                b'    "": "https://cr.backend.ai", "type": "harbor2", "project": "stable,community"}}}}}\n')
 CR = {"": "https://cr.backend.ai", "type": "harbor2", "project": "stable,community"}
@@ -161,7 +161,7 @@ class Doc:
     id: str
     key: str
     doc: bytes
-    expect: Mapping[bytes, bytes] | None = None   # pinned from reference/backendai.md s.1
+    expect: Mapping[bytes, bytes] | None = None   # pinned from 20.09's source (docs/backendai-etcd.md)
     empty: bool = False                           # nothing is written, by design
 
 
@@ -377,7 +377,8 @@ GET_PREFIX_KEYS = [
     "does/not/exist",
 ]
 
-# A few results pinned from reference/backendai.md s.1, so that both sides cannot agree on nonsense.
+# A few results pinned from reading 20.09's common/etcd.py and cli/etcd.py (docs/backendai-etcd.md),
+# so that both sides cannot agree on nonsense.
 PINNED = {
     # raw string prefix: `images/ab` comes in as `b`, and `images/a%2Fb/t` as the unquoted `/b`
     "images/a": {"": "1", "t1": "sha256:a", "b": {"": "1", "t1": "sha256:ab"}, "/b": {"t": "quoted slash"}},
@@ -467,7 +468,7 @@ async def test_alias_key_equals_oracle(pair: Pair) -> None:
 
 
 async def test_oracle_reads_our_image_keys(pair: Pair) -> None:
-    """The real manager parses image metadata we write in the rescan layout (backendai.md s.3 item 6)."""
+    """The real manager parses image metadata we write in the rescan layout (docs/backendai-etcd.md#rescan)."""
     await pair.setup_a.put_json("config/docker/registry", {"cr.backend.ai": CR})
     tag = "images/cr.backend.ai/stable%2Fpython/3.9-ubuntu20.04"
     await pair.setup_a.write({"images/cr.backend.ai/stable%2Fpython": "1", tag: "sha256:abc",
@@ -534,7 +535,7 @@ async def test_delete_prefix_is_narrower_than_the_cli(pair: Pair, prefix: str, c
     deleted = await pair.store.delete_prefix(prefix)
 
     raw_a, raw_b = pair.raw_a(), pair.raw_b()
-    # the CLI: a raw string prefix (reference/backendai.md s.1)
+    # the CLI: a raw string prefix (docs/backendai-etcd.md#the-cli)
     assert raw_a == {k: v for k, v in seed.items() if not k.startswith(prefix.encode())}
     # ours: the key itself and everything below key/
     assert raw_b == {k: v for k, v in seed.items() if not _under(k, prefix.encode())}

@@ -141,7 +141,8 @@ async def test_era_2309_and_2409(sandbox: SandboxInfo, db_2309: str) -> None:
                                " '{}', 'tcp://[fd00::5]:6001', '23.09.10', 'aarch64', '{}')")
             agents = await d.alive_agents()
             assert [(a.id, a.architecture, a.host, a.port) for a in agents] == [("i-arm", "aarch64", "fd00::5", 6001)]
-            # 24.09 moved registries into this table (backendai.md s.2); its presence is the marker.
+            # 24.09 moved registries into this table (docs/backendai-db.md#storage-eras); its presence
+            # is the marker.
             await conn.execute("CREATE TABLE container_registries (id uuid PRIMARY KEY, url varchar(512),"
                                " registry_name varchar(50), project varchar(255))")
         finally:

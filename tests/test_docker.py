@@ -417,7 +417,7 @@ async def test_remove_in_use_free_and_gone(agent: AgentDocker, seeded: Seeded) -
         assert untag.outcome == "untagged" and untag.ok and untag.reclaimed_bytes == 0
         assert await agent.inspect(run_ref) is not None
 
-        # A stopped container still pins the image (agents.md s.3): still in use.
+        # A stopped container still pins the image (docs/docker.md#removing-images): still in use.
         await container.kill()
         await container.wait()
         stopped = await agent.remove(run_ref)
@@ -564,7 +564,7 @@ async def test_error_inside_the_stream(agent: AgentDocker, sandbox: SandboxInfo)
 ])
 def test_pull_stream_folding(tail: list[dict[str, object]], error: str | None, success: bool) -> None:
     """The Engine's JSON lines folded into one state: an in-band error object inside a 200
-    stream, a stream without a `Status:` line, and a clean success (harbor.md s.4.1). Real
+    stream, a stream without a `Status:` line, and a clean success (docs/docker.md#pull-stream). Real
     daemons produce the first two only by accident, so the parser itself is checked here;
     `pull()` turns a missing success into a failure (see the kill-mid-pull test)."""
     from backends.docker.pull_tracker import PullTracker

@@ -1,4 +1,4 @@
-"""The Harbor v2 stand-in against the contract of reference/harbor2-standin.md s.3 and harbor.md s.1-2.
+"""The Harbor v2 stand-in against Harbor's behaviour (docs/harbor.md) and docs/sandbox.md#the-harbor-stand-in.
 
 The module's stand-in runs as a subprocess (`python -m backends.sandbox.harbor --config`) in
 front of a real docker-registry; behaviours behind switches get their own in-process instance
@@ -183,7 +183,8 @@ async def test_api_auth_matrix(stack: Stack) -> None:
             for c in (anon, wrong):
                 r = await c.get(f"{API}/users/current")
                 assert r.status_code == 401 and errors_of(r)[0]["code"] == "UNAUTHORIZED"
-            # A wrong password falls back to anonymous: public projects still list (harbor.md s.1.6).
+            # A wrong password falls back to anonymous: public projects still list
+            # (docs/harbor.md#authentication).
             assert [p["name"] for p in (await wrong.get(f"{API}/projects")).json()] == ["stable", "community"]
             assert [p["name"] for p in (await admin.get(f"{API}/projects")).json()] == ["stable", "community", "internal"]
             # Private project: anonymous 401; a user sees it; a robot of another project gets 403.
@@ -279,7 +280,7 @@ async def test_tags_list_paging_and_never_null(stack: Stack) -> None:
 async def test_manifests_resolve_by_digest(stack: Stack) -> None:
     rec = stack.record.find(si.UPSTREAM, "stable/python", "3.9-ubuntu20.04")
     async with client(stack.harbor_url, (USER, PASSWORD)) as c:
-        # Harbor-faithful: a schema2-only client gets the LIST for a multi-arch tag (harbor2-standin.md s.3).
+        # Harbor-faithful: a schema2-only client gets the LIST for a multi-arch tag (docs/harbor.md#manifests).
         r = await c.get("/v2/stable/python/manifests/3.9-ubuntu20.04", headers={"Accept": SCHEMA2})
         assert r.status_code == 200 and r.headers["content-type"] == si.MT_LIST
         assert r.headers["docker-content-digest"] == rec.digest and "config" not in r.json()
@@ -356,7 +357,7 @@ def test_cli_rejects_non_loopback(tmp_path: Path) -> None:
 
 @pytest.fixture
 def dockerd(stack: Stack, tmp_path: Path) -> Iterator[Path]:
-    """A throwaway daemon (short exec-root, reference/agents.md G1); yields its socket."""
+    """A throwaway daemon (short exec-root: docs/sandbox.md#docker-daemons-as-agents); yields its socket."""
     short = Path(f"/tmp/bhs-{secrets.token_hex(3)}")
     short.mkdir()
     proc = Proc("dockerd", tmp_path / "run", tmp_path / "logs")

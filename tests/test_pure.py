@@ -13,10 +13,11 @@ from backends import jsonpos
 from backends.errors import ConfigError
 from backends.image_ref import DOCKER_DAEMON_HUB, DOCKER_HUB, ImageRef, parse_backendai_ref, parse_docker_ref
 from backends.images import AliasLoop, metadata_images, resolve_alias, tag_keys
-from backends.plan_file import load_plan, parse_duration, plan_from_mapping, restore_step_inputs, step_inputs
+from backends.plan_file import load_plan, parse_duration, plan_from_mapping
 from backends.registry_document import valid_registry_name, validate
 from backends.secrets import MASK, Redactor, Secret
 from backends.state import RunState, StateStore
+from backends.steps import STEP_CLASSES
 from backends.vault import Vault
 
 RUNBOOK = '{"config": {"docker": {"registry": {"cr.backend.ai": {"": "https://cr.backend.ai", ' \
@@ -168,13 +169,14 @@ def test_step_inputs_round_trip_through_json_and_restore_only_what_differs() -> 
     edited.aliases.remove = ["lua"]
     edited.allowlists.domains = {"default": ["cr.backend.ai"]}
     steps = ("preflight", "maintenance", "registry", "prepull", "aliases", "allowlists", "verify")
-    saved = {s: json.loads(json.dumps(step_inputs(edited, s))) for s in steps}   # as the state file keeps them
+    cls = STEP_CLASSES
+    saved = {s: json.loads(json.dumps(cls[s].inputs(edited))) for s in steps}   # as the state file keeps them
     assert saved["registry"] == {} and "password" not in json.dumps(saved)
     fresh = load_plan(None)
-    changed = [s for s in steps if restore_step_inputs(fresh, s, saved[s])]
+    changed = [s for s in steps if cls[s].restore_inputs(fresh, saved[s])]
     assert changed == ["maintenance", "prepull", "aliases", "allowlists"]
-    assert all(step_inputs(fresh, s) == step_inputs(edited, s) for s in steps)
-    assert not any(restore_step_inputs(fresh, s, saved[s]) for s in steps)      # a second time: nothing
+    assert all(cls[s].inputs(fresh) == cls[s].inputs(edited) for s in steps)
+    assert not any(cls[s].restore_inputs(fresh, saved[s]) for s in steps)      # a second time: nothing
 
 
 def test_secret_never_prints() -> None:

@@ -133,7 +133,7 @@ async def test_token_flow_cache_and_refresh(stack: Stack) -> None:
         await asyncio.sleep(1.2)                      # 11 s lifetime - 10 s margin: expired now
         await rc.manifest("stable/python", "3.8-ubuntu20.04")
         assert rc.stats.by_kind["token"] == 3
-    # With credentials Harbor accepts Basic on /v2/: no token at all (harbor2-standin.md s.4 item 8).
+    # With credentials Harbor accepts Basic on /v2/: no token at all (docs/harbor.md#registry-front).
     async with RegistryClient(stack.harbor_url, username=USER, password=PASSWORD) as rc:
         assert await rc.ping_v2() == "basic"
         assert await rc.tags(PRIVATE_REPO.replace("internal", "stable").replace("tool", "python"))

@@ -1,7 +1,7 @@
 """The wizard's App: routing between screens, app-wide keys, relaying engine updates.
 
-`make_app` is the one factory the CLI, the tests and the screenshot script share
-(posting's `make_posting`, reference/textual.md s.1c), so what is tested is what runs.
+`make_app` is the one factory the CLI, the tests and the screenshot script share (as
+posting's `make_posting` is), so what is tested is what runs.
 Everything long-running lives in the controller's App-level workers; this module only
 routes: which screen shows, which dialog answers an error, how the app ends.
 """
@@ -19,13 +19,24 @@ from textual.widgets import Footer, Input, TextArea
 from backends.config import Settings
 from backends.errors import MigrateError
 from backends.plan_file import PlanFile
+from backends.replay import Recording
+from backends.statuses import Operation
 
 from .controller import Controller
 from .dialogs import ConfirmDialog, ErrorDialog, ExportDialog
-from .messages import EngineEvent, EngineOpened, OpDone, ProbeDone, Update
+from .messages import (
+    EngineEvent,
+    EngineOpened,
+    EventHeard,
+    OpDone,
+    OpFinished,
+    ProbeDone,
+    ProbeFinished,
+    RunOpened,
+)
 
-OP_WORDS = {"refresh": "planning", "apply": "applying", "verify": "verifying", "rollback": "rolling back",
-            "skip": "skipping"}
+OP_WORDS = {Operation.REFRESH: "planning", Operation.APPLY: "applying", Operation.VERIFY: "verifying",
+            Operation.ROLLBACK: "rolling back", Operation.SKIP: "skipping"}
 
 
 class MigrationApp(App[int]):
@@ -75,7 +86,7 @@ class MigrationApp(App[int]):
     def show_step(self, step: str) -> None:
         from .screens import screen_for
 
-        self.switch_screen(screen_for(step))
+        self.switch_screen(screen_for(step, self.controller.meta(step)))
 
     def go_next(self, step: str) -> None:
         ids = self.controller.step_ids()
@@ -98,20 +109,20 @@ class MigrationApp(App[int]):
     # -- relaying the controller's messages ------------------------------------------------------
     def on_engine_event(self, message: EngineEvent) -> None:
         self.controller.absorb(message.event)
-        self.controller.updates.publish(Update("event", getattr(message.event, "step", None), event=message.event))
+        self.controller.updates.publish(EventHeard(message.event))
 
     def on_op_done(self, message: OpDone) -> None:
-        self.controller.updates.publish(Update("op", message.step, op=message.op, error=message.error,
-                                               fix=message.fix, cancelled=message.cancelled))
+        self.controller.updates.publish(OpFinished(message.step, message.op, message.error, message.fix,
+                                                  message.cancelled))
         if message.error:
             title = f"{self.controller.title(message.step)}: {OP_WORDS.get(message.op, message.op)} failed"
             self.push_screen(ErrorDialog(title, message.error, message.fix))
 
     def on_probe_done(self, _message: ProbeDone) -> None:
-        self.controller.updates.publish(Update("probe"))
+        self.controller.updates.publish(ProbeFinished())
 
     def on_engine_opened(self, message: EngineOpened) -> None:
-        self.controller.updates.publish(Update("opened", error=message.error, fix=message.fix))
+        self.controller.updates.publish(RunOpened(message.error, message.fix))
         if message.error:
             self.push_screen(ErrorDialog("Cannot open the run", message.error, message.fix))
             return
@@ -200,7 +211,7 @@ class MigrationApp(App[int]):
         ctl = self.controller
         if ctl.engine is None or ctl.closed or ctl.dry_run or ctl.all_done():
             return []
-        if ctl.status("maintenance") not in ("applying", "applied", "verified"):
+        if not ctl.frozen():
             return []
         return ["Maintenance mode is on: users cannot start new sessions until the run ends "
                 "(or until maintenance is rolled back with x on its step)."]
@@ -213,12 +224,14 @@ class MigrationApp(App[int]):
 def make_app(settings: Settings | MigrateError | None = None, plan: PlanFile | MigrateError | None = None, *,
              config: str | None = None, plan_path: str | None = None, dry_run: bool = False,
              state_dir: Path | None = None, transcript_dir: Path | None = None,
-             manager_version: str | None = None, cursor_blink: bool = True) -> MigrationApp:
+             manager_version: str | None = None, cursor_blink: bool = True, replay: Recording | None = None,
+             record: Path | None = None) -> MigrationApp:
     """The wizard, from loaded settings/plan (or the errors loading them gave) or from paths.
 
     With `settings`/`plan` None, they are read from `config`/`plan_path` like the CLI does;
     the start screen's recheck reads them again from the same paths.
     """
     kw = dict(config=config, plan=plan_path, dry_run=dry_run, state_dir=state_dir,
-              transcript_dir=transcript_dir, settings=settings, plan_obj=plan, manager_version=manager_version)
+              transcript_dir=transcript_dir, settings=settings, plan_obj=plan, manager_version=manager_version,
+              replay=replay, record=record)
     return MigrationApp(kw, cursor_blink=cursor_blink)

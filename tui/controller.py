@@ -2,9 +2,13 @@
 
 Screens never call the engine themselves. They ask the controller to run an operation on a
 step (`run(step, op)`); the call runs in a worker started on the App, so leaving a screen
-never cancels a write half-way (workers die with the node that started them,
-reference/textual.md s.2 "Workers"). Failures come back as `OpDone` messages with the
-engine's one-line error, never as an exception that exits the app (`exit_on_error=False`).
+never cancels a write half-way (a worker is cancelled with the DOM node that started it:
+https://textual.textualize.io/guide/workers/). Failures come back as `OpDone` messages with
+the engine's one-line error, never as an exception that exits the app (`exit_on_error=False`).
+Edits are commands (`edit(SetAliasTarget(...))`): the engine's step checks and records them
+and answers with an `EditResult`; no screen touches the plan file, the plan or the cluster.
+Everything a screen shows comes from the engine's step contract (metadata, plan, grid,
+views), never from the steps' storage.
 
 Pull progress arrives far faster than a terminal can redraw (thousands of events per
 second on big clusters): the sink keeps only the latest state per cell and a 10 Hz timer
@@ -14,8 +18,8 @@ flushes the batch; the grid widget then redraws only the dirty rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
-import json
 import shutil
 import tempfile
 from collections import defaultdict
@@ -24,34 +28,36 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from textual.signal import Signal
+from textual.worker import WorkerCancelled, WorkerFailed
 
 from backends.cluster import Cluster
 from backends.config import Settings, load_settings
 from backends.engine import Engine
 from backends.errors import EXIT_OK, MigrateError
-from backends.etcd import nest_pairs, quote
-from backends.events import Event, PullProgress, RunStarted
-from backends.images import metadata_images
-from backends.plan_file import PlanFile, load_plan, restore_step_inputs
+from backends.events import Event, Progress, PullProgress, RunStarted
+from backends.plan_file import PlanFile, load_plan
+from backends.probe import ProbeResult, probe, with_run_state
+from backends.replay import Recorder, Recording, ReplayEngine
 from backends.runner import Printer
-from backends.state import FINISHED
+from backends.statuses import Operation, Outcome, Status
 from backends.steps import STEP_CLASSES, STEP_ORDER
-from backends.steps.base import Check, Finding, StepPlan, Verification
-from backends.transcript import FINAL_PULL_STATES
+from backends.steps.base import Finding, Step, StepMeta, StepPlan, Verification
+from backends.steps.edits import Edit, EditResult
+from backends.steps.views import Cell, Grid
 
-from .cells import Cell, paused, plan_cells, result_cells
-from .messages import EngineEvent, EngineOpened, OpDone, ProbeDone, Update
-from .probe import ProbeResult, probe
+from .messages import CellsChanged, EngineEvent, EngineOpened, OpDone, OpStarted, ProbeDone, Update
 
 if TYPE_CHECKING:
     from textual.app import App
     from textual.worker import Worker
 
 MAX_LINES = 50_000
-# Steps the operator may skip (runbook: maintenance and agent cleanup are optional; pre-pull
-# only saves waiting time at session start).
-SKIPPABLE = frozenset({"maintenance", "prepull", "agent-cleanup"})
-GRID_STEPS = frozenset({"prepull", "agent-cleanup"})
+CLOSE_WAIT = 5.0   # seconds a cancelled worker gets to end before the engine closes anyway
+
+
+def _text(path: str | Path | None) -> str:
+    """A small configuration file, read for a recording's header (a local file: no waiting)."""
+    return Path(path).read_text(encoding="utf-8") if path else ""
 
 
 @dataclass
@@ -67,8 +73,12 @@ class Controller:
     def __init__(self, app: App[Any], *, config: str | None, plan: str | None, dry_run: bool,
                  state_dir: Path | None, transcript_dir: Path | None = None,
                  settings: Settings | MigrateError | None = None, plan_obj: PlanFile | MigrateError | None = None,
-                 manager_version: str | None = None) -> None:
+                 manager_version: str | None = None, replay: Recording | None = None,
+                 record: Path | None = None) -> None:
         self.app = app
+        self.replay = replay          # answer from a recorded run instead of a cluster
+        self.record = record          # record this run's engine calls here (backends.replay)
+        self.recorder: Recorder | None = None
         self.config_arg = config
         self.plan_arg = plan
         self.dry_run = dry_run
@@ -83,18 +93,16 @@ class Controller:
         self.restored: list[str] = []      # steps whose edits came back from the interrupted session
         self.closed = False
         self.probe_result: ProbeResult | None = None
-        self.busy: dict[str, str] = {}
+        self.busy: dict[str, Operation] = {}
         self.workers: dict[str, Worker[Any]] = {}
         self.lines: list[str] = []
         self.cells: dict[str, dict[tuple[str, str], Cell]] = defaultdict(dict)
         self.phases: dict[str, list[str]] = defaultdict(list)
         self.counters: dict[str, dict[str, int]] = {}
-        self.extra: dict[str, dict[str, Any]] = defaultdict(dict)
-        self._planned_key: dict[str, Any] = {}
         self._pending: dict[tuple[str, str, str], PullProgress] = {}
         self._printer = Printer(io.StringIO())
         self.updates: Signal[Update] = Signal(app, "engine-updates")
-        self.run_status = "open"
+        self.run_status: Outcome | None = None   # how the run ended, once it has
         self.load()
 
     # -- configuration -------------------------------------------------------------------
@@ -136,8 +144,13 @@ class Controller:
     def run_probe(self) -> None:
         async def go() -> None:
             try:
-                self.probe_result = await probe(self.settings, self.plan, self.errors, dry_run=self.dry_run,
-                                                state_dir=self.state_dir)
+                if self.replay is not None and self.settings is not None and self.plan is not None:
+                    # the cluster's answers as recorded; this machine's state directory as it is
+                    self.probe_result = with_run_state(self.replay.probe, self.settings, dry_run=self.dry_run,
+                                                       state_dir=self.state_dir)
+                else:
+                    self.probe_result = await probe(self.settings, self.plan, self.errors, dry_run=self.dry_run,
+                                                    state_dir=self.state_dir)
             finally:
                 self.app.post_message(ProbeDone())
 
@@ -165,26 +178,19 @@ class Controller:
             # A dry run keeps no state; its transcript goes to a private temporary directory so
             # that it can still be read and exported. Nothing is written to the cluster.
             tdir = Path(tempfile.mkdtemp(prefix="bai-registry-migrate-dry-run-"))
-        self.engine = await Engine.open(cluster, state_dir=self.state_dir, resume=resume, transcript_dir=tdir,
-                                        sinks=[self.sink])
-        self.restored = self._restore_edits()
-
-    def _restore_edits(self) -> list[str]:
-        """On resume, the operator's edits of the interrupted session come back (a dropped SSH
-        link loses nothing that was planned): each step's inputs as its last plan saw them, and
-        the registry entry of the registry step's plan (written or not). The plan file is the
-        starting point of a new run only. Returns the steps whose inputs were restored."""
-        eng = self.engine
-        assert eng is not None
-        restored = [sid for sid, st in eng.state.steps.items()
-                    if st.inputs and restore_step_inputs(eng.cluster.plan, sid, st.inputs)]
-        st = eng.state.steps.get("registry")
-        puts = ((st.plan or {}).get("data") or {}).get("config_puts") or {} if st is not None else {}
-        now = eng.cluster.target_validation()
-        if puts and (not now.ok or now.flat() != puts):
-            eng.cluster.set_registry_json(json.dumps(nest_pairs("", sorted(puts.items())), indent=2) + "\n")
-            restored.insert(0, "registry")
-        return restored
+        if self.replay is not None:
+            self.engine = await ReplayEngine.replay(self.replay, self.settings, self.plan, transcript_dir=tdir,
+                                                    sinks=[self.sink])
+        else:
+            self.engine = await Engine.open(cluster, state_dir=self.state_dir, resume=resume, transcript_dir=tdir,
+                                            sinks=[self.sink])
+        if self.record is not None:
+            self.recorder = Recorder(self.record)
+            self.recorder.header(engine=self.engine, probe=self.probe_result or ProbeResult(),
+                                 manager_toml=_text(self.settings.config_path), plan_toml=_text(self.plan.source))
+            self.engine.recorder = self.recorder
+            self.engine.sinks.append(self.recorder)
+        self.restored = self.engine.restore_edits()
 
     # -- engine events ---------------------------------------------------------------------
     def sink(self, event: Event) -> None:
@@ -196,8 +202,6 @@ class Controller:
 
     def absorb(self, event: Event) -> None:
         """The App got an EngineEvent: keep what screens need to rebuild themselves."""
-        from backends.events import Progress
-
         if isinstance(event, Progress):
             if event.counters:
                 self.counters[event.step] = dict(event.counters)
@@ -216,30 +220,30 @@ class Controller:
 
     def flush_pulls(self) -> None:
         """10 Hz: the latest state of every cell that changed, one update per step."""
-        if not self._pending:
+        if not self._pending or self.engine is None:
             return
         batch, self._pending = self._pending, {}
         by_step: dict[str, list[Cell]] = defaultdict(list)
-        for (step, agent, image), e in batch.items():
-            state = "removing" if step == "agent-cleanup" and e.state == "pulling" else e.state
-            cell = Cell(agent, image, state, e.bytes_done, e.bytes_total, e.message)
-            self.cells[step][(agent, image)] = cell
-            by_step[step].append(cell)
-            if e.state in FINAL_PULL_STATES:
+        for e in batch.values():
+            cell = self.engine.cell_of(e)
+            self.cells[e.step][cell.key] = cell
+            by_step[e.step].append(cell)
+            if cell.state.final:
                 self._line(self._printer.render(e))
         for step, cells in by_step.items():
-            self.updates.publish(Update("pulls", step, cells=cells))
+            self.updates.publish(CellsChanged(step, cells))
 
     # -- operations --------------------------------------------------------------------------
-    def run(self, step: str, op: str) -> bool:
+    def run(self, step: str, op: Operation) -> bool:
         """Starts `op` on `step` in an App-level worker; False when busy or not open."""
         if self.engine is None or self.closed or step in self.busy:
             return False
+        op = Operation(op)
         self.busy[step] = op
         worker = self.app.run_worker(self._op(step, op), name=f"{op} {step}", group=f"step-{step}",
                                      exit_on_error=False)
         self.workers[step] = worker
-        self.updates.publish(Update("op-start", step, op=op))
+        self.updates.publish(OpStarted(step, op))
         return True
 
     def cancel(self, step: str) -> bool:
@@ -250,7 +254,31 @@ class Controller:
         w.cancel()
         return True
 
-    async def _op(self, step: str, op: str) -> None:
+    def check_edit(self, edit: Edit) -> EditResult:
+        """Whether the step would take `edit` (as the operator types); changes nothing."""
+        return self._edit_refusal(edit) or self.engine.check_edit(edit)  # type: ignore[union-attr]
+
+    def edit(self, edit: Edit, *, replan: bool = True) -> EditResult:
+        """The operator's edit, through the engine into the plan file; with `replan`, a taken edit
+        plans the step again at once (otherwise the plan is stale until the operator presses p)."""
+        refused = self._edit_refusal(edit)
+        if refused is not None:
+            return refused
+        assert self.engine is not None
+        result = self.engine.edit(edit)
+        if result.taken and result.changed and replan:
+            self.run(edit.step, Operation.REFRESH)
+        return result
+
+    def _edit_refusal(self, edit: Edit) -> EditResult | None:
+        if self.engine is None or self.closed:
+            return EditResult.refused("the run is not open")
+        if edit.step in self.busy or not self.status(edit.step).plannable:
+            return EditResult.refused(f"this step is applied; roll it back (x) to change "
+                                      f"{self.short_title(edit.step).lower()}")
+        return None
+
+    async def _op(self, step: str, op: Operation) -> None:
         error = fix = None
         cancelled = False
         try:
@@ -271,120 +299,120 @@ class Controller:
             self.flush_pulls()
             self.app.post_message(OpDone(step, op, error=error, fix=fix, cancelled=cancelled))
 
-    async def _do(self, step: str, op: str) -> None:
+    async def _do(self, step: str, op: Operation) -> None:
         eng = self.engine
         assert eng is not None
-        if op in ("refresh", "plan"):
+        grid = eng.meta(step).grid
+        if op is Operation.REFRESH:
             await eng.inspect(step)
-            await self._gather_extra(step)
+            await eng.load_edit_context(step)
             if not eng.blocking(step):
                 await eng.plan(step)
-                self._planned_key[step] = self.inputs_key(step)
-        elif op == "apply":
-            if self.stale(step):
+                if grid:
+                    self.seed_cells(step)
+        elif op is Operation.APPLY:
+            if eng.stale(step):
                 raise MigrateError(f"the inputs of step {step} changed after the plan was made",
                                    fix="press p to plan again and review the new changes")
-            if step in GRID_STEPS:
+            if grid:
                 self.seed_cells(step)
             await eng.apply(step)
-            if step in GRID_STEPS:
+            if grid:
                 self._cells_from_result(step)
             await eng.verify(step)
-        elif op == "verify":
+        elif op is Operation.VERIFY:
             await eng.verify(step)
-        elif op == "rollback":
+        elif op is Operation.ROLLBACK:
             await eng.rollback(step)
-            self._planned_key.pop(step, None)
-        elif op == "skip":
-            await eng.skip(step, self.disabled_by_plan(step) or "skipped by the operator")
+            eng.forget_plan_inputs(step)
+        elif op is Operation.SKIP:
+            await eng.skip(step, eng.disabled_reason(step) or "skipped by the operator")
         else:
             raise MigrateError(f"unknown operation {op!r}")
 
-    async def _gather_extra(self, step: str) -> None:
-        """Read-only facts a screen needs besides findings and plan (e.g. alias validation)."""
-        eng = self.engine
-        assert eng is not None
-        cluster = eng.cluster
-        if step == "aliases":
-            target = cluster.plan.target
-            images = metadata_images(await cluster.kv_flat(f"images/{quote(target)}/"))
-            self.extra[step]["available"] = sorted(images)
-            self.extra[step]["known"] = [*list(await cluster.registries()), target]
-        elif step == "allowlists":
-            self.extra[step]["domains"] = {d.name: list(d.allowed_docker_registries)
-                                           for d in await cluster.domains()}
-
     def seed_cells(self, step: str) -> None:
         """The plan's cells before an apply (or on entering the step), journal included."""
-        eng = self.engine
-        plan = self.plan_of(step)
-        if eng is None or plan is None:
+        grid = self.grid(step)
+        if grid is None:
             return
-        self.cells[step] = plan_cells(step, plan, eng.state.step(step))
-        self.updates.publish(Update("pulls", step, cells=list(self.cells[step].values())))
+        self.cells[step] = {c.key: c for c in grid.cells}
+        self.updates.publish(CellsChanged(step, list(grid.cells)))
 
     def _cells_from_result(self, step: str) -> None:
-        eng = self.engine
-        assert eng is not None
-        result = (eng.state.step(step).result or {}).get("apply") or {}
-        fresh = result_cells(step, result, self.cells[step], dry_run=eng.cluster.dry_run)
+        """After an apply, the step's result is the truth; bytes and a message seen live are kept."""
+        assert self.engine is not None
+        old = self.cells[step]
+        fresh = {}
+        for c in self.engine.result_cells(step):
+            prev = old.get(c.key)
+            fresh[c.key] = Cell(c.agent, c.image, c.state, prev.done if prev else 0, prev.total if prev else 0,
+                                c.message or (prev.message if prev else ""))
         if fresh:
-            self.cells[step].update(fresh)
-            self.updates.publish(Update("pulls", step, cells=list(self.cells[step].values())))
+            old.update(fresh)
+            self.updates.publish(CellsChanged(step, list(old.values())))
 
     def _pause_cells(self, step: str) -> None:
         self._pending = {k: v for k, v in self._pending.items() if k[0] != step}
-        changed = paused(self.cells.get(step, {}))
+        cells = self.cells.get(step, {})
+        changed = [c.paused() for c in cells.values() if not c.state.final]
+        for c in changed:
+            cells[c.key] = c
         if changed:
-            self.updates.publish(Update("pulls", step, cells=changed))
+            self.updates.publish(CellsChanged(step, changed))
 
     async def finish(self) -> None:
         """The end of the run: lift the freeze, mark the state finished, close (releases the lock)."""
         eng = self.engine
         if eng is None or self.closed:
             return
-        status, message = "verified", ""
+        status, message = Outcome.VERIFIED, ""
         try:
             await eng.finish_maintenance()
             if self.dry_run:
-                status, message = "dry-run", "nothing was written"
-            elif all(eng.status_of(s) in FINISHED for s in self.step_ids()):
+                status, message = Outcome.DRY_RUN, "nothing was written"
+            elif all(eng.status_of(s).finished for s in self.step_ids()):
                 eng.state.finished = True
                 eng.save()
             else:
-                status, message = "aborted", "stopped before every step was done; the state is kept for a resume"
+                status, message = Outcome.ABORTED, "stopped before every step was done; the state is kept for a resume"
         finally:
             self.run_status = status
             await self.close(status, EXIT_OK, message)
 
-    async def close(self, status: str = "aborted", exit_code: int = EXIT_OK, message: str = "") -> None:
-        """Cancels running work (a cancelled apply stays `applying`: a resume finishes it) and closes."""
-        for w in list(self.workers.values()):
+    async def close(self, status: Outcome = Outcome.ABORTED, exit_code: int = EXIT_OK, message: str = "") -> None:
+        """Cancels running work and waits for it to end (a cancelled apply stays `applying`: a
+        resume finishes it), then closes the engine, which releases the lock."""
+        workers = list(self.workers.values())
+        for w in workers:
             w.cancel()
-        for _ in range(50):
-            if not self.busy:
-                break
-            await asyncio.sleep(0.02)
+        for w in workers:
+            # A worker ends at its next await once cancelled; the wait is bounded so that a
+            # stuck engine call can never keep the operator's terminal from coming back.
+            with contextlib.suppress(WorkerCancelled, WorkerFailed, TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(w.wait(), CLOSE_WAIT)
         eng = self.engine
         if eng is None or self.closed:
             return
         self.closed = True
-        if status == "aborted" and not message:
+        if status is Outcome.ABORTED and not message:
             message = "stopped by the operator; run the wizard again to resume"
         try:
             await eng.close(status, exit_code, message)
         except MigrateError as e:
             self._line(f"while closing: {e.one_line()}")
+        finally:
+            if self.recorder is not None:
+                self.recorder.close()
 
-    # -- queries -----------------------------------------------------------------------------
-    def status(self, step: str) -> str:
+    # -- queries: each step's contract, asked of the engine ----------------------------------
+    def status(self, step: str) -> Status:
         if self.engine is None:
-            return "pending"
+            return Status.PENDING
         return self.engine.status_of(step)
 
-    def statuses(self) -> dict[str, str]:
+    def statuses(self) -> dict[str, Status]:
         if self.engine is None:
-            return dict.fromkeys(STEP_ORDER, "pending")
+            return dict.fromkeys(STEP_ORDER, Status.PENDING)
         return {s: self.engine.status_of(s) for s in self.step_ids()}
 
     def step_ids(self) -> list[str]:
@@ -395,17 +423,15 @@ class Controller:
         ids = self.engine.step_ids()
         return [s for s in STEP_ORDER if s in ids] + [s for s in ids if s not in STEP_ORDER]
 
+    @staticmethod
+    def meta(step: str) -> StepMeta:
+        return Engine.meta(step)
+
     def title(self, step: str) -> str:
-        cls_ = STEP_CLASSES.get(step)
-        return cls_.title if cls_ else step
+        return self.meta(step).title if step in STEP_CLASSES else step
 
-    def runbook(self, step: str) -> str:
-        cls_ = STEP_CLASSES.get(step)
-        return cls_.runbook if cls_ else ""
-
-    def reversible(self, step: str) -> bool:
-        cls_ = STEP_CLASSES.get(step)
-        return bool(cls_ and cls_.reversible)
+    def short_title(self, step: str) -> str:
+        return self.meta(step).short_title if step in STEP_CLASSES else step
 
     def findings(self, step: str) -> list[Finding]:
         return list(self.engine.findings.get(step, [])) if self.engine else []
@@ -414,35 +440,42 @@ class Controller:
         return self.engine.blocking(step) if self.engine else []
 
     def plan_of(self, step: str) -> StepPlan | None:
-        if self.engine is None:
-            return None
-        p = self.engine.plans.get(step)
-        if p is None:
-            raw = self.engine.state.step(step).plan
-            p = StepPlan.from_json(raw) if raw else None
-        return p
+        return self.engine.plan_of(step) if self.engine else None
 
     def verification(self, step: str) -> Verification | None:
-        if self.engine is None:
-            return None
-        v = self.engine.verifications.get(step)
-        if v is not None:
-            return v
-        raw = (self.engine.state.step(step).result or {}).get("verify")
-        if raw:
-            return Verification([Check(c["name"], bool(c["ok"]), c.get("detail", "")) for c in raw])
-        return None
+        return self.engine.verification_of(step) if self.engine else None
 
     def error_of(self, step: str) -> str | None:
-        return self.engine.state.step(step).error if self.engine else None
+        return self.engine.error_of(step) if self.engine else None
 
     def has_backup(self, step: str) -> bool:
-        return bool(self.engine and self.engine.state.step(step).backup)
+        return bool(self.engine and self.engine.has_backup(step))
+
+    def stale(self, step: str) -> bool:
+        return bool(self.engine and self.engine.stale(step))
+
+    def disabled_reason(self, step: str) -> str | None:
+        return self.engine.disabled_reason(step) if self.engine else None
+
+    def confirm_lines(self, step: str) -> list[str]:
+        return self.engine.confirm_lines(step) if self.engine else []
+
+    def grid(self, step: str) -> Grid | None:
+        return self.engine.grid(step) if self.engine else None
+
+    def step_view(self, step: str) -> Step | None:
+        """The step itself, for the views only it can give (alias rows, domains, registry phases):
+        read-only by contract; edits go through `edit`."""
+        return self.engine.step(step) if self.engine else None
+
+    def target(self) -> str:
+        c = self.cluster()
+        return c.plan.target if c else ""
 
     def current_step(self) -> str:
         """The first step not done (verified or skipped): where the operator works."""
         statuses = self.statuses()
-        return next((s for s, st in statuses.items() if st not in FINISHED), "")
+        return next((s for s, st in statuses.items() if not st.finished), "")
 
     def all_done(self) -> bool:
         return self.engine is not None and not self.current_step()
@@ -455,41 +488,14 @@ class Controller:
             return True
         return step in ids and ids.index(step) <= ids.index(cur)
 
+    def frozen(self) -> bool:
+        return bool(self.engine and self.engine.frozen())
+
+    def freeze_lifted(self) -> bool:
+        return bool(self.engine and self.engine.freeze_lifted())
+
     def cluster(self) -> Cluster | None:
         return self.engine.cluster if self.engine else None
-
-    def disabled_by_plan(self, step: str) -> str | None:
-        """Why the plan file turns this step off (the headless runner skips it then, so do we)."""
-        c = self.cluster()
-        if c is None:
-            return None
-        if step == "maintenance" and not c.plan.maintenance.enabled:
-            return "maintenance mode is off in the plan"
-        if step == "agent-cleanup" and not c.plan.agent_cleanup.enabled:
-            return "agent cleanup is off in the plan"
-        return None
-
-    def inputs_key(self, step: str) -> Any:
-        """The plan-file fields a step's plan was made from: a change makes the plan stale."""
-        c = self.cluster()
-        if c is None:
-            return None
-        p = c.plan
-        if step == "maintenance":
-            return (p.maintenance.enabled, p.maintenance.announcement)
-        if step == "registry":
-            return p.registry_json
-        if step == "prepull":
-            return tuple(p.prepull.images)
-        if step == "aliases":
-            return (tuple(sorted(p.aliases.overrides.items())), tuple(p.aliases.skip), tuple(p.aliases.remove))
-        if step == "allowlists":
-            return (tuple(p.allowlists.add), tuple(p.allowlists.remove),
-                    tuple(sorted((k, tuple(v)) for k, v in p.allowlists.domains.items())))
-        return None
-
-    def stale(self, step: str) -> bool:
-        return step in self._planned_key and self._planned_key[step] != self.inputs_key(step)
 
     def transcript_paths(self) -> list[Path]:
         t = self.engine.transcript if self.engine else None

@@ -1,4 +1,4 @@
-"""Engine data -> the plain items `widgets/` displays (docs/tui-contract.md). Pure functions.
+"""Engine data -> the plain items `widgets/` displays. Pure functions.
 
 Widgets know nothing of Backend.AI; this is the one place that maps findings, planned
 changes, checks and validation issues onto their small dataclasses.
@@ -6,7 +6,7 @@ changes, checks and validation issues onto their small dataclasses.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from backends.events import PlannedChange
@@ -15,21 +15,9 @@ from backends.steps.base import Check, Finding
 from widgets.items import ChangeItem, CheckItem, FindingItem, IssueItem, StepItem
 from widgets.pull_grid import human_bytes  # noqa: F401 - re-exported for screens
 
-STEP_TITLES: dict[str, str] = {
-    "preflight": "Preflight",
-    "maintenance": "Maintenance",
-    "registry": "Registry",
-    "prepull": "Pre-pull",
-    "aliases": "Aliases",
-    "allowlists": "Allowlists",
-    "verify": "Verify",
-    "cleanup": "Cleanup",
-    "agent-cleanup": "Agent cleanup",
-}
-
 
 def finding_items(findings: Iterable[Finding]) -> list[FindingItem]:
-    return [FindingItem(f.severity, f.code, f.message, f.fix, list(f.details)) for f in findings]
+    return [FindingItem(str(f.severity), f.code, f.message, f.fix, list(f.details)) for f in findings]
 
 
 def change_item(c: PlannedChange | Mapping[str, Any]) -> ChangeItem:
@@ -58,8 +46,8 @@ def issue_items(v: Validation) -> list[IssueItem]:
     return [issue_item(i) for i in v.issues]
 
 
-def step_items(statuses: Mapping[str, str]) -> list[StepItem]:
-    return [StepItem(sid, STEP_TITLES.get(sid, sid), status) for sid, status in statuses.items()]
+def step_items(statuses: Mapping[str, str], title: Callable[[str], str]) -> list[StepItem]:
+    return [StepItem(sid, title(sid), str(status)) for sid, status in statuses.items()]
 
 
 def short_image(ref: str) -> str:

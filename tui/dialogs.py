@@ -1,7 +1,7 @@
 """Modal dialogs: confirm, typed confirm, error, resume offer, transcript export.
 
 Each is a `ModalScreen[T]` that dismisses with a typed result (frogmouth's pattern,
-reference/textual.md s.1c); the caller passes a callback. Keys only: every choice is a
+frogmouth/dialogs/yes_no_dialog.py); the caller passes a callback. Keys only: every choice is a
 binding shown in the dialog's own footer. Data (messages, paths, commands) is rendered with
 `markup=False`, so an error text containing `[...]` is shown as it is.
 """

@@ -70,7 +70,7 @@ async def _drive(app: MigrationApp, sb: Sandbox, out: Path, order: dict[str, int
                 await wait_idle(pilot)
             if app.controller.status(step) not in ("verified", "skipped"):
                 await apply_current(pilot)
-            if step in ("prepull", "agent-cleanup"):
+            if app.controller.meta(step).grid:
                 await asyncio.sleep(GRID_QUIET)
                 await pilot.pause()
             if not (out / f"{order[step]:02d}-{step}.svg").exists():

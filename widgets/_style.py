@@ -8,8 +8,8 @@ rests on colour alone: every severity or status also has a glyph and, where room
 Content it renders as full white. `$foreground-muted` is the Content-safe muted colour.
 `$text-accent` equals `$text-warning` in the default theme, so "active" uses `$text-primary`.
 
-Glyphs are East-Asian-width "neutral" where we chose them (reference/textual.md s.2
-Screenshots: avoid ambiguous-width characters), so CJK-locale terminals keep columns aligned.
+Glyphs are East-Asian-width "neutral" where we chose them (Unicode UAX #11;
+docs/textual-notes.md#glyph-widths), so CJK-locale terminals keep columns aligned.
 """
 
 from __future__ import annotations

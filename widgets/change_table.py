@@ -4,9 +4,9 @@ Before a write the operator must be able to check each change and copy the equiv
 command (runbooks, change tickets). Cells are cut to fit the terminal (80 columns is the floor),
 so the panel under the table repeats the highlighted change in full: command, note, and the
 before/after values when the table had to shorten them. `c` copies the command (OSC 52, which
-works over SSH; reference/textual.md s.2 "Over SSH").
+works over SSH; `App.copy_to_clipboard`, docs/textual-notes.md#copy-over-ssh).
 
-DataTable parses str cells as Rich markup (reference/textual.md s.2 "Editable table"), so every
+DataTable parses str cells as Rich markup (docs/textual-notes.md#markup-in-data), so every
 cell is a `rich.text.Text` and the panel is built from `Content`: `[etcd]` stays `[etcd]`.
 """
 

@@ -1,13 +1,15 @@
 """A table with one editable column, edited inline in an Input under the table.
 
 Modelled on posting's key/value editor (table plus inputs below it, Enter loads the row, Escape
-cancels; reference/textual.md s.1c): no modal, so the operator keeps the other rows in sight
-while typing, which matters when choosing an alias target by looking at its neighbours.
+cancels; darrenburns/posting src/posting/widgets/key_value.py): no modal, so the operator keeps
+the other rows in sight while typing, which matters when choosing an alias target by looking at
+its neighbours.
 
 The caller's validator decides; a refused value stays in the Input with the reason right
 under it, the cell keeps its old value and nothing is posted, so a wrong target can never reach
 the plan. After a refusal the reason is re-checked as you type so it disappears once fixed.
-Rows are addressed by their id (`row_key`), never by position (reference/textual.md s.2).
+Rows are addressed by their id (`row_key`), never by position (Textual docs,
+widgets/data_table.md, "Keys": sorting and deletion move rows).
 """
 
 from __future__ import annotations

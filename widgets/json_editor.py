@@ -6,13 +6,14 @@ breaks image resolution for the whole cluster, so the editor must say *where* (l
 
 - Highlighting needs tree-sitter + tree-sitter-json. Without tree-sitter, TextArea silently
   falls back to plain text; with tree-sitter but no JSON grammar it raises
-  LanguageDoesNotExist; tree-sitter 0.26 segfaults (reference/textual.md s.2 "JSON config
-  editor"). We ask for JSON only when the grammar loads, and a smoke test constructs the editor.
+  LanguageDoesNotExist; tree-sitter 0.26 segfaults (docs/textual-notes.md#textarea-and-tree-sitter).
+  We ask for JSON only when the grammar loads, and a smoke test constructs the editor.
 - Validation is debounced (~150 ms) so a burst of typing costs one validator run, and the
   validator is a plain function `str -> list[IssueItem]` supplied by the caller (the widget
   knows nothing of Backend.AI's registry schema).
-- TextArea in indent mode eats Tab and Escape (reference/textual.md s.2 "Key handling"):
-  Escape moves focus to the issue list, where Enter jumps back into the text at that issue.
+- TextArea in indent mode eats Tab and Escape (Textual docs, widgets/text_area.md, "Tab and
+  Escape behavior"): Escape moves focus to the issue list, where Enter jumps back into the text
+  at that issue.
   F8 / shift+F8 jump to the next / previous issue from anywhere inside the editor.
 - Syntax colours come from the App's theme variables (a TextAreaTheme rebuilt on theme change),
   not from the fixed "monokai" palette, so light themes stay legible.

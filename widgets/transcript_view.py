@@ -1,5 +1,5 @@
 """The run transcript inside the app: a `Log`, because `Log` text can be selected and copied
-with the mouse while `RichLog` cannot (reference/textual.md s.2 "Progress and logs"), and
+with the mouse while `RichLog` cannot (docs/textual-notes.md#logs-and-selection), and
 because `Log` never interprets markup, so a line quoting `[etcd]` or `[bold]` shows verbatim.
 """
 

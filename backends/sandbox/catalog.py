@@ -133,7 +133,7 @@ CATALOG: tuple[ImageSpec, ...] = (
               infra=True, on_agents=True),
 )
 
-# Aliases as a 20.09 cluster set up from the sample image-aliases.yml (reference/backendai.md s.4):
+# Aliases as a 20.09 cluster set up from the sample image-aliases.yml (docs/backendai-etcd.md#aliases):
 # short targets resolve to Docker Hub, some are already canonical, one chains to another alias.
 ALIASES: dict[str, str] = {
     "python": "python:3.6-ubuntu18.04",

@@ -381,7 +381,7 @@ RUNNING_CONTAINER = "bairm-kernel-notebook-1"
 
 
 async def _ensure_container(docker: Any) -> None:
-    """A container on an old image: what agent cleanup must spare and report (agents.md s.3)."""
+    """A container on an old image: agent cleanup must spare and report it (docs/docker.md#removing-images)."""
     import aiodocker
 
     runnable = next(s for s in CATALOG if s.runnable)

@@ -1,10 +1,10 @@
 """A Harbor v2 stand-in: Harbor's API, registry front and token service on ONE base URL.
 
-No Harbor server can be installed here (reference/harbor.md s.7, services.md s.4), so this
+No Harbor server can be installed without containers (Debian and PyPI have none), so this
 aiohttp app plays one in front of a real docker-registry that holds `stable/*` and
 `community/*`. It is faithful where Backend.AI 20.09's `harbor2` scanner, Docker and the
-wizard can tell the difference (the checklist in reference/harbor2-standin.md s.3), and every
-deliberate deviation is a switch (s.6). Run it as
+wizard can tell the difference (docs/sandbox.md#the-harbor-stand-in), and every deliberate
+deviation is a switch (`harbor_core.Switches`). Run it as
 
     python -m backends.sandbox.harbor --config harbor.json
 

@@ -2,9 +2,9 @@
 
 Paths are parsed from the raw request path, segment by segment, so repository names behave
 as in Harbor: the router decodes once and the handler once more, so `a/b` must arrive as
-`a%252Fb` (reference/harbor.md s.1.4). Pagination, `Link` and `X-Total-Count` follow
-`BaseAPI.Links` (s.1.5); access rules follow `RequireProjectAccess` and the anonymous
-fallback of a failed Basic login (s.1.6).
+`a%252Fb` (docs/harbor.md#repository-names). Pagination, `Link` and `X-Total-Count` follow
+`BaseAPI.Links` (docs/harbor.md#pagination); access rules follow `RequireProjectAccess` and the
+anonymous fallback of a failed Basic login (docs/harbor.md#authentication).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ class Reply(Exception):
 
 
 def _validation(message: str) -> Reply:
-    # go-swagger validation failures: 422 UNPROCESSABLE_ENTITY (reference/harbor.md s.1.5).
+    # go-swagger validation failures: 422 UNPROCESSABLE_ENTITY (docs/harbor.md#pagination).
     return Reply(harbor_error(422, f"validation failure list:\n{message}", "UNPROCESSABLE_ENTITY"))
 
 
@@ -60,7 +60,7 @@ def _bool_param(request: web.Request, name: str, default: bool) -> bool:
 
 
 def _parse_q(raw: str | None) -> dict[str, str]:
-    """`k=v,k2=~v2` (reference/harbor.md s.1.3); the server unescapes `q` once more."""
+    """`k=v,k2=~v2` (Harbor's src/lib/q/builder.go); the server unescapes `q` once more."""
     out: dict[str, str] = {}
     if not raw:
         return out
@@ -163,7 +163,7 @@ class HarborAPI:
     async def systeminfo(self, request: web.Request, who: Identity) -> web.StreamResponse:
         data: dict[str, Any] = {"auth_mode": "db_auth", "primary_auth_mode": False,
                                 "self_registration": False, "banner_message": ""}
-        if who.authenticated:     # WithProtectedInfo (reference/harbor.md s.1.2)
+        if who.authenticated:     # WithProtectedInfo (docs/harbor.md#authentication)
             ext = self.cfg.external_url
             data |= {"harbor_version": self.cfg.switches.harbor_version,
                      "registry_url": ext.split("://", 1)[-1], "external_url": ext,
@@ -294,7 +294,7 @@ class HarborAPI:
         return json_response([await self._repo_json(p, n, None) for p, n in page], headers=headers)
 
     async def current_user(self, request: web.Request, who: Identity) -> web.StreamResponse:
-        # 200 user, 412 robot, 401 anonymous or bad credentials (reference/harbor.md s.1.6).
+        # 200 user, 412 robot, 401 anonymous or bad credentials (docs/harbor.md#authentication).
         if who.kind == "robot":
             return harbor_error(412, "the current user is a robot account", "PRECONDITION")
         if who.kind != "user":

@@ -1,8 +1,8 @@
 """Harbor stand-in: configuration, identities, tokens and Harbor's error shapes.
 
 Shared by the API half (`harbor_api`) and the registry half (`harbor_registry`) of the
-stand-in assembled in `harbor`. The behaviours follow reference/harbor.md s.1-2 and the
-contract in reference/harbor2-standin.md s.3; every deliberate deviation is a switch.
+stand-in assembled in `harbor`. The behaviours follow docs/harbor.md and the contract in
+docs/sandbox.md#the-harbor-stand-in; every deliberate deviation is a switch.
 """
 
 from __future__ import annotations
@@ -19,11 +19,11 @@ from typing import Any
 
 from aiohttp import web
 
-SERVICE = "harbor-registry"          # Harbor's token service name (reference/harbor.md s.2.1)
-ROBOT_PREFIX = "robot$"              # default robot_name_prefix (reference/harbor.md s.1.6)
+SERVICE = "harbor-registry"          # Harbor's token service name (docs/harbor.md#registry-front)
+ROBOT_PREFIX = "robot$"              # default robot_name_prefix (docs/harbor.md#authentication)
 API_VERSION_HEADER = {"Docker-Distribution-Api-Version": "registry/2.0"}
 
-# Harbor's code -> status map (reference/harbor.md s.1.7).
+# Harbor's code -> status map (src/lib/http/error.go; docs/harbor.md#errors).
 STATUS_CODES = {
     400: "BAD_REQUEST", 401: "UNAUTHORIZED", 403: "FORBIDDEN", 404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED", 409: "CONFLICT", 412: "PRECONDITION", 413: "REQUEST_ENTITY_TOO_LARGE",
@@ -38,12 +38,12 @@ class ConfigProblem(ValueError):
 
 @dataclass
 class Switches:
-    """Fidelity choices and fault injection (reference/harbor2-standin.md s.6)."""
+    """Fidelity choices and fault injection (docs/sandbox.md#the-harbor-stand-in)."""
 
     v2_auth: str = "bearer"            # bearer (Harbor) | basic (Basic challenge, no tokens) | none (open)
     token_only: bool = False           # /v2/ ignores Basic credentials: always the token flow
-    resolve_digest: bool = True        # Harbor: tag -> digest, then fetch by digest (s.3 manifests)
-    paginate_tags: bool = True         # Harbor's tags/list: sorted, n/last, Link rel=next (harbor.md s.2.2)
+    resolve_digest: bool = True        # Harbor: tag -> digest, then fetch by digest (docs/harbor.md#manifests)
+    paginate_tags: bool = True         # Harbor's tags/list: sorted, n/last, Link (docs/harbor.md#tagslist)
     force_page_size: int | None = None  # API pages of this size whatever the client asks
     token_field: str = "both"          # token | access_token | both
     token_expires_in: int = 1800       # Harbor's default token_expiration: 30 min
@@ -53,7 +53,7 @@ class Switches:
     redirect_api: str | None = None    # fault: 301 every /api/ request to this base URL
     redirect_blobs: bool = False       # 307 blob GETs straight to the (anonymous) upstream
     extra_repos: list[str] = field(default_factory=list)   # listed by the API, no tags anywhere
-    failed_login_delay: float = 0.0    # Harbor freezes a bad login for 1.5 s (harbor.md s.1.6)
+    failed_login_delay: float = 0.0    # Harbor freezes a bad login for 1.5 s (docs/harbor.md#authentication)
     latency_ms: int = 0                # added before every response
     api_faults: list[int] = field(default_factory=list)    # next /api/ requests answer these statuses
     fault_retry_after: str | None = "0"  # Retry-After sent with a 429/503 fault
@@ -251,7 +251,7 @@ def rfc3339(ts: float) -> str:
 
 def harbor_error(status: int, message: str, code: str | None = None,
                  headers: dict[str, str] | None = None) -> web.Response:
-    """Harbor's error body, `application/json; charset=utf-8` (reference/harbor.md s.1.7)."""
+    """Harbor's error body, `application/json; charset=utf-8` (docs/harbor.md#errors)."""
     if status >= 500:
         message = "internal server error"     # Harbor hides 5xx details from clients
     body = {"errors": [{"code": code or STATUS_CODES.get(status, "UNKNOWN"), "message": message}]}
@@ -261,7 +261,7 @@ def harbor_error(status: int, message: str, code: str | None = None,
 
 def registry_error(status: int, code: str, message: str, detail: Any = None,
                    headers: dict[str, str] | None = None) -> web.Response:
-    """Distribution's error body on /v2/ (reference/harbor.md s.3)."""
+    """Distribution's error body on /v2/ (docs/harbor.md#errors)."""
     err: dict[str, Any] = {"code": code, "message": message}
     if detail is not None:
         err["detail"] = detail

@@ -1,16 +1,17 @@
 """Harbor's registry front: `/v2/...` and `/service/token`, proxied to the real registry.
 
-Authentication follows `v2auth/auth.go` (reference/harbor.md s.2.1, corrected in
-reference/harbor2-standin.md s.4 item 12):
+Authentication follows Harbor's `src/server/middleware/v2auth/auth.go`
+(docs/harbor.md#registry-front):
 - `/v2/` without Authorization: 401 `Bearer realm="<external URL>/service/token",service="harbor-registry"`;
   valid Basic: 200; a rejected Authorization header: 401 `Basic realm="harbor"`.
 - repository paths: HEAD without Authorization is always 401 (with `scope`); an anonymous GET of a
-  public repository is allowed; a bearer token must carry `pull` for that repository.
+  public repository is allowed, as up to Harbor v2.2 (v2.3+ answers it 401 too; see
+  docs/sandbox.md#the-harbor-stand-in); a bearer token must carry `pull` for that repository.
 - `/service/token`: GET only; anonymous callers get `pull` on public projects; bad Basic is 401.
 
 Manifests are resolved tag -> digest first and fetched by digest with the client's Accept,
 as Harbor's `manifest.go` does: a multi-arch tag reaches a schema2-only client as the list
-itself (reference/harbor2-standin.md s.3). Blobs are streamed, never negotiated on Accept.
+itself (docs/harbor.md#manifests). Blobs are streamed, never negotiated on Accept.
 """
 
 from __future__ import annotations
@@ -103,7 +104,7 @@ class RegistryFront:
 
     # -- /service/token ----------------------------------------------------------------
     async def token(self, request: web.Request, who: Identity) -> web.StreamResponse:
-        if request.method != "GET":       # Harbor answers POST with 405 (reference/harbor.md s.2.1)
+        if request.method != "GET":       # Harbor answers POST with 405 (docs/harbor.md#registry-front)
             return registry_error(405, "METHOD_NOT_ALLOWED", "only GET is supported")
         if who.bad_credentials:
             if self.cfg.switches.failed_login_delay:
@@ -161,7 +162,7 @@ class RegistryFront:
         return await self.blob(request, name, m["digest"])
 
     async def catalog(self, request: web.Request, who: Identity) -> web.StreamResponse:
-        # Needs system-level catalog read: an admin (reference/harbor.md s.2.1).
+        # Needs system-level catalog read: an admin (docs/harbor.md#registry-front).
         allowed = who.admin and (who.scheme == "basic" or (who.grant is not None and
                                                           who.grant.allows("registry:catalog", "*")))
         if not allowed and self.cfg.switches.v2_auth != "none":
@@ -171,7 +172,7 @@ class RegistryFront:
 
     def _paged(self, request: web.Request, path: str, key: str, items: list[str],
                extra: dict[str, Any]) -> web.Response:
-        """Harbor's `n`/`last` paging with `Link: <...?last=X&n=N>; rel="next"` (harbor.md s.2.2)."""
+        """Harbor's `n`/`last` paging with `Link: <...?last=X&n=N>; rel="next"` (docs/harbor.md#tagslist)."""
         last = request.query.get("last")
         if last:
             items = [t for t in items if t > last]

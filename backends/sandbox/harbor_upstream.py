@@ -6,7 +6,7 @@ the digest, then the manifest and config by digest). Content addressed by digest
 changes, so manifests and configs are cached by digest; tag -> digest is always asked afresh,
 so images pushed during a test show up at once.
 
-Artifact fields and sizes follow Harbor's abstractor (reference/harbor.md s.1.3):
+Artifact fields and sizes follow Harbor's abstractor (docs/harbor.md#artifacts):
 image size = len(manifest) + config + layers; index size = len(index) + children;
 `extra_attrs` = {architecture, os, created, config, author}; `references[].platform`.
 """

@@ -3,7 +3,7 @@
 The record is written once by the first `sandbox up` (ports, generated passwords) and
 re-read by every later `up`, `down`, `status`, by the tests and by the benchmarks, so that
 all of them agree on one cluster. Paths that end in unix sockets live under a short root in
-/tmp, because containerd caps socket paths at 104 bytes (reference/agents.md G1).
+/tmp, because containerd caps socket paths at 104 bytes (docs/sandbox.md#docker-daemons-as-agents).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each service the sandbox runs is a plain process started in its own session (so a closed
 terminal does not take it down), with its pid in `DIR/run/<name>.pid` and its output in
 `DIR/logs/<name>.log`. Stopping checks that the pid still belongs to the command we started
-(pids wrap, reference/agents.md G3) and treats zombies as gone (G2).
+(pids wrap) and treats zombies as gone (docs/sandbox.md#docker-daemons-as-agents).
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class Proc:
 
 
 def pid_alive(pid: int) -> bool:
-    """True for a running process; zombies count as gone (reference/agents.md G2)."""
+    """True for a running process; zombies (`State: Z` in /proc/PID/status) count as gone."""
     try:
         with open(f"/proc/{pid}/status") as f:
             for line in f:

@@ -1,5 +1,6 @@
--- The real PostgreSQL tables of a Backend.AI 20.09.29 manager (reference/schema-20.09.sql,
--- pg_dump of a database made by `backend.ai mgr schema oneshot`), preceded by the one table the
+-- The real PostgreSQL tables of a Backend.AI 20.09.29 manager (pg_dump --schema-only of a
+-- database made by its own `backend.ai mgr schema oneshot`, alembic head 8679d0a7e22b;
+-- docs/backendai-db.md#the-schema), preceded by the one table the
 -- dump references but does not include (keypair_resource_policies, columns as in
 -- ai/backend/manager/models/resource_policy.py @20.09.29).
 CREATE TYPE public.defaultforunspecified AS ENUM ('LIMITED', 'UNLIMITED');

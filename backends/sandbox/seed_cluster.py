@@ -1,7 +1,7 @@
 """The legacy 20.09 cluster's state: etcd keys and PostgreSQL rows as a real one would hold them.
 
 etcd is seeded as a 20.09 manager leaves it after `put-json` of the sample shared config,
-`rescan-images index.docker.io` and the sample aliases (reference/backendai.md s.1-4):
+`rescan-images index.docker.io` and the sample aliases (docs/backendai-etcd.md):
 registry entry with URL and username, image metadata written by `tag_keys` (the 20.09
 scanner's exact output), aliases with quoted names, `config/redis`, `auto_pull`.
 PostgreSQL gets the real 20.09 tables and rows that exercise every branch of the migration.

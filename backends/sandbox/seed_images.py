@@ -4,8 +4,8 @@ Two real docker-registry processes receive the same images: the Docker Hub stand
 (`lablup/<name>`, `library/<name>`) and the registry behind the Harbor stand-in
 (`stable/<name>`, `community/<name>`). Both get byte-identical configs and layers, so the
 Harbor copy has the same config digest (the image ID an agent sees) as the Docker Hub original,
-exactly what the migration relies on (reference/harbor.md s.0: "even when the new images are
-actually same").
+exactly what the migration relies on (Backend.AI's migration guide: "even when the new images
+are actually same"; docs/runbook.md).
 
 Content is deterministic: payloads come from a seeded PRNG, tar entries have fixed
 mtime/uid/gid and gzip runs with mtime=0, so every run yields the same digests and the seed
@@ -13,9 +13,10 @@ record can even be computed offline (`expected_record`). Seeding is idempotent a
 whose manifest already has the expected digest is skipped, blobs are HEADed before upload and
 mounted across repositories, and everything runs concurrently over one connection pool.
 
-Upload protocol (reference/services.md s.3): `POST /v2/<repo>/blobs/uploads/`, then
-`PUT <Location>&digest=...`. httpx 0.28 drops the `_state` query of Location when given
-`params=`, so the digest is appended by hand.
+Upload protocol (distribution's docs/spec/api.md, "Pushing An Image"):
+`POST /v2/<repo>/blobs/uploads/`, then `PUT <Location>&digest=...`. httpx 0.28 drops the
+`_state` query of Location when given `params=` (encode/httpx#3433), so the digest is appended
+by hand.
 """
 
 from __future__ import annotations
@@ -46,13 +47,14 @@ MT_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MT_SCHEMA2 = "application/vnd.docker.distribution.manifest.v2+json"
 MT_CONFIG = "application/vnd.docker.container.image.v1+json"
 MT_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
-# reference/harbor.md s.8 item 1: always offer all four manifest types.
+# Always offer all four manifest types: distribution answers an unaccepted OCI type with 404
+# MANIFEST_UNKNOWN (docs/harbor.md#manifests).
 MANIFEST_ACCEPT = ", ".join((MT_OCI_INDEX, MT_LIST, MT_OCI_MANIFEST, MT_SCHEMA2))
 
-# 2020-11-02T00:00:00Z: the day Docker Hub started enforcing pull limits (reference/harbor.md s.6).
+# 2020-11-02T00:00:00Z: the day Docker Hub started enforcing pull limits (docs/harbor.md#docker-hub).
 SEED_EPOCH = 1604275200
 SEED_CREATED = "2020-11-02T00:00:00Z"
-BUSYBOX = Path("/bin/busybox")   # Debian busybox-static: a static ELF (reference/agents.md s.3)
+BUSYBOX = Path("/bin/busybox")   # Debian busybox-static: a static ELF, runs FROM scratch
 RUN_CMD = ["/bin/busybox", "sleep", "3600"]
 ARCHES: dict[str, dict[str, str]] = {
     "amd64": {"architecture": "amd64", "os": "linux"},
@@ -110,7 +112,7 @@ class BuiltImage:
 
     @property
     def size_bytes(self) -> int:
-        """What Backend.AI 20.09 stores: sum of layer sizes + config size (reference/backendai.md s.3)."""
+        """What Backend.AI 20.09 stores: sum of layer sizes + config size (docs/backendai-etcd.md#rescan)."""
         return sum(la.blob.size for la in self.layers) + self.config.size
 
 
@@ -200,7 +202,7 @@ def build_image(name: str, tag: str, labels: dict[str, str], arch: str, *, layer
     }
     if runnable:
         # `busybox sleep` ignores SIGTERM: without this a daemon stop waits 10 s per container
-        # (reference/agents.md s.4).
+        # (docs/sandbox.md#docker-daemons-as-agents).
         cfg["StopSignal"] = "SIGKILL"
     config = {
         **platform,
@@ -460,7 +462,7 @@ class Pusher:
             raise SeedError(f"{self.base_url}: POST /v2/{repo}/blobs/uploads/ answered {r.status_code}: "
                             f"{r.text[:200]}")
         loc = r.headers["location"]
-        # httpx 0.28 would drop Location's `_state` query with params= (reference/services.md s.3).
+        # httpx 0.28 would drop Location's `_state` query with params= (encode/httpx#3433).
         loc += ("&" if "?" in loc else "?") + "digest=" + quote(blob.digest, safe="")
         r = await self._req("PUT", loc, content=blob.data,
                             headers={"Content-Type": "application/octet-stream"})

@@ -1,8 +1,8 @@
 """The real programs behind the sandbox: etcd, PostgreSQL, docker-registry, dockerd.
 
-Commands and flags follow reference/services.md and reference/agents.md, where each was
-tested on this kind of machine. Everything binds to 127.0.0.1 or a unix socket only;
-dockerd runs with `--bridge=none --iptables=false` so no interface or rule is created.
+Commands and flags are explained in docs/sandbox.md; each was tested on the Debian 12 machines
+CI uses. Everything binds to 127.0.0.1 or a unix socket only; dockerd runs with
+`--bridge=none --iptables=false` so no interface or rule is created.
 """
 
 from __future__ import annotations
@@ -181,7 +181,8 @@ def start_dockerd(proc: Proc, agent_dir: Path, exec_root: Path, sock: Path, mirr
                            "(containerd caps socket paths at 104 bytes)")
     agent_dir.mkdir(parents=True, exist_ok=True)
     exec_root.mkdir(parents=True, exist_ok=True)
-    # Stale pidfiles from a crash make the new daemon wait for a dead containerd (agents.md G3).
+    # Stale pidfiles from a crash make the new daemon wait for a dead containerd (moby's
+    # libcontainerd/supervisor/remote_daemon.go; docs/sandbox.md#docker-daemons-as-agents).
     for stale in (agent_dir / "dockerd.pid", exec_root / "containerd" / "containerd.pid"):
         stale.unlink(missing_ok=True)
     sock.unlink(missing_ok=True)
@@ -224,7 +225,7 @@ def _umount_under(*roots: Path) -> None:
 def stop_dockerd(proc: Proc, agent_dir: Path, exec_root: Path) -> None:
     """TERM the daemon (its containers get their stop timeout), then clean what a crash leaves."""
     proc.stop(timeout=25)
-    # Orphaned containerd / shims bound to this exec-root (agents.md s.4, cleanup way 2).
+    # Orphaned containerd / shims bound to this exec-root (docs/sandbox.md#docker-daemons-as-agents).
     sock_marker = str(exec_root / "containerd")
     for d in os.listdir("/proc"):
         if d.isdigit():

@@ -4,7 +4,7 @@ Candidates are images carrying the `ai.backend.kernelspec` label whose name is a
 `lablup/...` name. Spared: infrastructure images (socket relay, krunner extractor,
 `lablup/importer`), anything in the plan's keep list, and any image a container uses (running
 or not). Removal is a plain, non-forced `docker rmi` of one tag: a 409 "in use" answer is
-reported and the image kept, never forced (reference/agents.md s.3). Reclaimed bytes are the
+reported and the image kept, never forced (docs/docker.md#removing-images). Reclaimed bytes are the
 sizes of images actually deleted.
 """
 
@@ -17,10 +17,17 @@ from typing import Any
 from ..docker import AgentDocker, AgentEndpoint, is_infrastructure
 from ..errors import ConfigError, MigrateError
 from ..events import PlannedChange, PullProgress
-from .base import Finding, Step, StepPlan, Verification
-from .prepull import agent_endpoints, tls_files
+from ..plan_file import PlanFile
+from ..statuses import CellState
+from .agents import agent_endpoints, tls_files
+from .base import Finding, Step, StepMeta, StepPlan, Verification
+from .views import Cell, Grid
 
 OLD_PREFIXES = ("lablup/", "docker.io/lablup/", "index.docker.io/lablup/")
+
+
+def _rmi_key(agent: str, image: str) -> str:
+    return f"rmi:{agent}:{image}"
 
 
 def _old_tags(tags: list[str]) -> list[str]:
@@ -38,11 +45,60 @@ def _human(n: int) -> str:
 
 
 class AgentCleanupStep(Step):
-    id = "agent-cleanup"
-    title = "Remove old images from agents"
-    runbook = "7: docker rmi the old lablup/* images on each agent"
-    reversible = False
-    optional = True
+    meta = StepMeta("agent-cleanup", "Remove old images from agents", "Agent cleanup",
+                    "7: docker rmi the old lablup/* images on each agent", skippable=True, destructive=True, grid=True,
+                    grid_title="Old images on agents")
+
+    @classmethod
+    def disabled_reason(cls, plan_file: PlanFile) -> str | None:
+        return None if plan_file.agent_cleanup.enabled else "agent cleanup is off in the plan"
+
+    def confirm_lines(self, plan: StepPlan) -> list[str]:
+        rows = plan.data.get("agents", [])
+        n = sum(len(r.get("remove", [])) for r in rows)
+        size = sum(i.get("size", 0) for r in rows for i in r.get("remove", []))
+        return [f"{n} image tag(s) are removed with a plain `docker rmi` (never forced), up to {_human(size)}. "
+                "Images still used by a container are kept and reported."]
+
+    def grid(self, plan: StepPlan) -> Grid:
+        """Per agent, the tags removed and kept (with why); cells not on an agent are absent."""
+        rows = plan.data.get("agents", [])
+        cells: list[Cell] = []
+        images: dict[str, None] = {}
+        for r in rows:
+            for i in r.get("remove", []):
+                val = self.state.journal_value(_rmi_key(r["agent"], i["image"]))
+                cells.append(Cell(r["agent"], i["image"], CellState(val) if val else CellState.QUEUED,
+                                  message=f"to remove ({_human(i.get('size', 0))})"))
+                images.setdefault(i["image"], None)
+            for k in r.get("keep", []):
+                cells.append(Cell(r["agent"], k["image"], CellState.KEPT, message=k["why"]))
+                images.setdefault(k["image"], None)
+        agents = [r["agent"] for r in rows]
+        have = {c.key for c in cells}
+        ordered = sorted(images)
+        absent = [(a, i) for a in agents for i in ordered if (a, i) not in have]
+        reclaimed = ((self.state.result or {}).get("apply") or {}).get("reclaimed")
+        summary = f"reclaimed {_human(sum(reclaimed.values()))} on {len(rows)} agents" \
+            if reclaimed and not self.cluster.dry_run else ""
+        return Grid(agents, ordered, cells, absent, summary)
+
+    def cell_of(self, event: PullProgress) -> Cell:
+        state = CellState.REMOVING if event.state == CellState.PULLING else CellState(event.state)
+        return Cell(event.agent, event.image, state, event.bytes_done, event.bytes_total, event.message)
+
+    def result_cells(self, plan: StepPlan) -> list[Cell]:
+        result = (self.state.result or {}).get("apply") or {}
+        msgs = {(r["agent"], i["image"]): f"to remove ({_human(i.get('size', 0))})"
+                for r in plan.data.get("agents", []) for i in r.get("remove", [])}
+        out = []
+        for agent, row in (result.get("results") or {}).items():
+            for image, value in row.items():
+                state, _, msg = str(value).partition(": ")
+                if state == "planned":
+                    state, msg = CellState.SKIPPED, "dry run: not removed"
+                out.append(Cell(agent, image, CellState(state), message=msg or msgs.get((agent, image), "")))
+        return out
 
     async def survey(self) -> tuple[list[dict[str, Any]], list[Finding]]:
         """Per agent: what would be removed and what is kept, and why."""
@@ -132,7 +188,7 @@ class AgentCleanupStep(Step):
             try:
                 async with AgentDocker(ep) as docker:
                     for i in r["remove"]:
-                        key = f"rmi:{r['agent']}:{i['image']}"
+                        key = _rmi_key(r["agent"], i["image"])
                         if self.done(key):
                             results[r["agent"]][i["image"]] = str(self.state.journal_value(key))
                             continue

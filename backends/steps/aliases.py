@@ -1,42 +1,28 @@
 """`aliases`: point every alias that resolves to Docker Hub at the same image on the target.
 
-etcd era rules (reference/backendai.md s.4): `images/_aliases/<quote(alias)>` holds the target
-string as given; the manager looks aliases up *unquoted*, following chains up to 8 hops, and
-parses a target without a known registry as Docker Hub with `lablup/` prepended. So
-`python:latest` means `index.docker.io/lablup/python:latest`. A proposal is made only when the
-target image exists in the rescanned metadata, trying the target's projects in order
-(`stable`, then `community`); everything else is flagged for the operator.
+How aliases resolve (and what each should point at) is `alias_analysis`: `python:latest`
+means `index.docker.io/lablup/python:latest` to 20.09. Everything without a proposal is
+flagged for the operator, who can choose a target in the wizard: an edited target is taken
+only when it parses as 20.09 parses references and names an image in the target registry's
+rescanned metadata; anything else is refused with the reason and the closest existing image.
 """
 
 from __future__ import annotations
 
+import difflib
 import shlex
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ConfigError
-from ..etcd import ALIASES_PREFIX, quote
+from ..etcd import ALIASES_PREFIX
 from ..events import ChangeApplied, PlannedChange
-from ..image_ref import DOCKER_HUB
-from ..image_ref import parse_backendai_ref as parse_ref
-from ..images import AliasLoop, metadata_images, resolve_alias
-from .base import Finding, Step, StepPlan, Verification
-
-
-@dataclass
-class AliasRow:
-    alias: str                 # the name as operators write it (unquoted)
-    stored_key: str            # the quoted key segment in etcd
-    current: str               # current target string
-    resolved: str | None       # canonical reference the current target resolves to
-    proposed: str | None       # new target, or None
-    status: str                # remap | migrated | chain | other-registry | unresolvable | remove | skip | override
-    note: str = ""
-    risky: bool = False        # quoting changes the name: 20.09 never finds it by that name
-    risk: str = ""             # why it is risky, kept apart from `note` (which says what happens)
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+from ..image_ref import parse_backendai_ref
+from ..images import resolve_alias
+from ..plan_file import PlanFile, reference_problem
+from .alias_analysis import AliasRow, analyse, hub_aliases, target_images
+from .base import Finding, Step, StepMeta, StepPlan, Verification
+from .edits import Edit, EditResult, SetAliasTarget, ToggleAliasRemoval
+from .views import AliasView
 
 
 def _alias_cmd(alias: str, target: str | None) -> str:
@@ -45,114 +31,84 @@ def _alias_cmd(alias: str, target: str | None) -> str:
     return f"backend.ai mgr etcd alias {shlex.quote(alias)} {shlex.quote(target)}"
 
 
-async def target_images(step: Step) -> dict[str, Any]:
-    target = step.cluster.plan.target
-    flat = await step.cluster.kv_flat(f"images/{quote(target)}/")
-    return metadata_images(flat)
-
-
-async def analyse(step: Step) -> list[AliasRow]:
-    """Every alias with what it resolves to now and what it should point at."""
-    cluster = step.cluster
-    plan = cluster.plan
-    target = plan.target
-    projects = cluster.target_validation().entries.get(target).projects \
-        if target in cluster.target_validation().entries else ["stable", "community"]
-    known = list((await cluster.registries()).keys()) + [target]
-    raw = await cluster.aliases_raw()
-    from urllib.parse import unquote
-    available = await target_images(step)
-    rows: list[AliasRow] = []
-    for seg, value in sorted(raw.items()):
-        alias = unquote(seg)
-        risky = quote(alias) != alias
-        row = AliasRow(alias, seg, value, None, None, "unresolvable", risky=risky)
-        if risky:
-            row.risk = (f"20.09 looks aliases up unquoted, and this name is stored as {seg!r}: typing "
-                        f"{alias!r} never finds it (it falls back to Docker Hub's {alias})")
-        if alias in plan.aliases.skip:
-            row.status, row.note = "skip", "left as it is (plan: aliases.skip)"
-            rows.append(row)
-            continue
-        if value in raw:  # a chain: fixing the end fixes this one too
-            try:
-                final, chain = resolve_alias(value, raw)
-                row.resolved = final
-            except AliasLoop as e:
-                row.note = str(e)
-                rows.append(row)
-                continue
-            row.status = "chain"
-            row.note = "points at another alias: " + " -> ".join([alias, *chain])
-            rows.append(row)
-            continue
-        try:
-            ref = parse_ref(value, known)
-        except ValueError as e:
-            row.note = f"target does not parse as 20.09 would: {e}"
-            rows.append(row)
-            continue
-        row.resolved = ref.canonical
-        if alias in plan.aliases.remove:
-            row.status, row.proposed = "remove", None
-            row.note = "removed (plan: aliases.remove)"
-            rows.append(row)
-            continue
-        override = plan.aliases.overrides.get(alias)
-        if override is not None:
-            try:
-                oref = parse_ref(override, known)
-            except ValueError as e:
-                raise ConfigError(f"override for alias {alias!r} does not parse: {e}",
-                                  key=f"aliases.overrides.{alias}", fix="write a full reference, e.g. "
-                                  f"{target}/stable/python:3.9-ubuntu20.04") from None
-            row.status, row.proposed = "override", oref.canonical
-            if oref.canonical not in available and oref.registry == target:
-                row.status, row.proposed = "unresolvable", None
-                row.note = f"override {override!r} is not in the rescanned metadata of {target}"
-            rows.append(row)
-            continue
-        if ref.registry == target:
-            row.status = "migrated"
-            row.note = "already on the target" + ("" if ref.canonical in available else
-                                                  " (but missing from its metadata)")
-            rows.append(row)
-            continue
-        if ref.registry != DOCKER_HUB:
-            row.status = "other-registry"
-            row.note = f"on {ref.registry}: not part of this migration"
-            rows.append(row)
-            continue
-        base = ref.name.split("/", 1)[1] if ref.name.startswith("lablup/") else ref.name.rsplit("/", 1)[-1]
-        for project in projects:
-            candidate = f"{target}/{project}/{base}:{ref.tag}"
-            if candidate in available:
-                row.status, row.proposed = "remap", candidate
-                row.note = f"found in project {project}"
-                break
-        else:
-            row.note = (f"{base}:{ref.tag} is in none of the projects {', '.join(projects)} of {target}; "
-                        "choose a target, remove the alias, or keep index.docker.io allowed")
-        rows.append(row)
-    return rows
-
-
-def hub_aliases(rows: list[AliasRow]) -> list[AliasRow]:
-    """Aliases that will still resolve to Docker Hub after this step's plan."""
-    out = []
-    for r in rows:
-        if r.status in ("remap", "override", "remove"):
-            continue
-        if r.resolved and r.resolved.startswith(DOCKER_HUB + "/"):
-            out.append(r)
-    return out
-
-
 class AliasesStep(Step):
-    id = "aliases"
-    title = "Image aliases"
-    runbook = "3: update image aliases (backend.ai mgr etcd alias)"
-    reversible = True
+    meta = StepMeta("aliases", "Image aliases", "Aliases", "3: update image aliases (backend.ai mgr etcd alias)",
+                    reversible=True)
+
+    # -- the wizard's view and edits ---------------------------------------------------------
+    @classmethod
+    def inputs(cls, plan_file: PlanFile) -> dict[str, Any]:
+        a = plan_file.aliases
+        return {"overrides": dict(a.overrides), "skip": list(a.skip), "remove": list(a.remove)}
+
+    @classmethod
+    def restore_inputs(cls, plan_file: PlanFile, saved: Mapping[str, Any]) -> bool:
+        if cls.inputs(plan_file) == dict(saved):
+            return False
+        a = plan_file.aliases
+        a.overrides = {str(k): str(v) for k, v in dict(saved.get("overrides", {})).items()}
+        a.skip = [str(s) for s in saved.get("skip", [])]
+        a.remove = [str(s) for s in saved.get("remove", [])]
+        return True
+
+    @staticmethod
+    def rows(plan: StepPlan | None) -> list[AliasView]:
+        return [AliasRow.view(r) for r in plan.data.get("rows", [])] if plan else []
+
+    async def load_edit_context(self) -> dict[str, Any]:
+        """The canonical names in the target's rescanned metadata, and the registries a
+        reference may name."""
+        target = self.cluster.plan.target
+        return {"available": sorted(await target_images(self)),
+                "known": [*list(await self.cluster.registries()), target]}
+
+    def check_edit(self, edit: Edit) -> EditResult:
+        if isinstance(edit, ToggleAliasRemoval):
+            return EditResult.ok()
+        if not isinstance(edit, SetAliasTarget):
+            return super().check_edit(edit)
+        value = edit.target.strip()
+        target = self.cluster.plan.target
+        if not value:
+            return EditResult.refused("type an image on the target registry, or press Escape and d to remove "
+                                      "the alias")
+        known = self.edit_context.get("known") or [target]
+        available: list[str] = self.edit_context.get("available") or []
+        why = reference_problem(value, list(known))
+        if why:   # the rule the plan file's aliases.overrides follow too
+            return EditResult.refused(f"{value!r} {why}")
+        ref = parse_backendai_ref(value, known)
+        if ref.registry != target:
+            return EditResult.refused(f"{ref.canonical} is on {ref.registry}, not {target}: aliases are remapped "
+                                      f"to the target registry (write e.g. {target}/stable/NAME:TAG)")
+        if ref.canonical not in available:
+            near = difflib.get_close_matches(ref.canonical, available, n=1, cutoff=0.5)
+            hint = f"; closest: {near[0]}" if near else ""
+            return EditResult.refused(f"{ref.canonical} is not in {target}'s rescanned metadata "
+                                      f"({len(available)} images){hint}")
+        return EditResult.ok(ref.canonical)
+
+    def take_edit(self, edit: Edit) -> EditResult:
+        result = self.check_edit(edit)
+        if not result.taken:
+            return result
+        a = self.cluster.plan.aliases
+        if isinstance(edit, SetAliasTarget):
+            a.overrides[edit.alias] = result.message
+            for lst in (a.remove, a.skip):
+                if edit.alias in lst:
+                    lst.remove(edit.alias)
+        elif isinstance(edit, ToggleAliasRemoval):
+            if edit.alias in a.remove:
+                a.remove.remove(edit.alias)
+            else:
+                a.remove.append(edit.alias)
+                a.overrides.pop(edit.alias, None)
+                if edit.alias in a.skip:
+                    a.skip.remove(edit.alias)
+        return result
+
+    # -- the protocol --------------------------------------------------------------------------
 
     async def inspect(self) -> list[Finding]:
         rows = await analyse(self)
@@ -220,7 +176,7 @@ class AliasesStep(Step):
             seg = c.target.removeprefix(f"etcd {ALIASES_PREFIX}/")
             try:
                 final, _ = resolve_alias(seg, raw)
-                ref = parse_ref(final, known)
+                ref = parse_backendai_ref(final, known)
             except ValueError as e:
                 v.add(f"alias {seg} resolves", False, str(e))
                 continue

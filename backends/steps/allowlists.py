@@ -3,30 +3,100 @@
 Session creation checks `image_ref.registry in domain.allowed_docker_registries`
 (gateway/session.py @20.09), so the target must be added before users start sessions from
 it, and `index.docker.io` may only go once no alias resolves there any more, or old aliases
-fail with "unknown alias or disallowed registry" (reference/backendai.md s.10 item 9).
+fail with "unknown alias or disallowed registry" (api/session.py @20.09.29; docs/backendai-etcd.md#session-start).
 All domains change in one transaction that refuses if a row changed since the plan.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ..db import DomainSnapshot, render_allowlist_update
 from ..events import ChangeApplied, PlannedChange
 from ..image_ref import DOCKER_HUB
-from .aliases import analyse, hub_aliases
-from .base import Finding, Step, StepPlan, Verification
+from ..plan_file import PlanFile
+from ..registry_document import valid_registry_name
+from .alias_analysis import analyse, hub_aliases
+from .base import Finding, Step, StepMeta, StepPlan, Verification
+from .edits import Edit, EditResult, SetDomainRegistries, ToggleDomainRegistry
+from .views import DomainView
 
 
 def _show(lst: list[str]) -> str:
     return "{" + ",".join(lst) + "}"
 
 
+def split_registries(text: str) -> list[str]:
+    """A list as typed in the wizard: comma- or space-separated, "(none)" for an empty one."""
+    if text.strip() == "(none)":
+        return []
+    return list(dict.fromkeys(p.strip() for p in text.replace(" ", ",").split(",") if p.strip()))
+
+
 class AllowlistsStep(Step):
-    id = "allowlists"
-    title = "Domain allowlists"
-    runbook = "4: update each domain's allowed_docker_registries"
-    reversible = True
+    meta = StepMeta("allowlists", "Domain allowlists", "Allowlists",
+                    "4: update each domain's allowed_docker_registries", reversible=True)
+
+    # -- the wizard's view and edits ---------------------------------------------------------
+    @classmethod
+    def inputs(cls, plan_file: PlanFile) -> dict[str, Any]:
+        w = plan_file.allowlists
+        return {"add": list(w.add), "remove": list(w.remove), "domains": {k: list(v) for k, v in w.domains.items()}}
+
+    @classmethod
+    def restore_inputs(cls, plan_file: PlanFile, saved: Mapping[str, Any]) -> bool:
+        if cls.inputs(plan_file) == dict(saved):
+            return False
+        w = plan_file.allowlists
+        w.add = [str(s) for s in saved.get("add", [])]
+        w.remove = [str(s) for s in saved.get("remove", [])]
+        w.domains = {str(k): [str(n) for n in v] for k, v in dict(saved.get("domains", {})).items()}
+        return True
+
+    def domains(self, plan: StepPlan | None) -> list[DomainView]:
+        """Every domain, before and after: after from the plan where it changes, else unchanged."""
+        changed: dict[str, dict[str, list[str]]] = plan.data.get("domains", {}) if plan else {}
+        out: dict[str, DomainView] = {}
+        for name, now in dict(self.edit_context.get("domains", {})).items():
+            ba = changed.get(name)
+            out[name] = DomainView(name, list(ba["before"]), list(ba["after"])) if ba else \
+                DomainView(name, list(now), list(now))
+        for name, ba in changed.items():
+            out.setdefault(name, DomainView(name, list(ba["before"]), list(ba["after"])))
+        return [out[k] for k in sorted(out)]
+
+    async def load_edit_context(self) -> dict[str, Any]:
+        """Every domain's list as read now (the table shows the unchanged ones too)."""
+        return {"domains": {d.name: list(d.allowed_docker_registries) for d in await self.cluster.domains()}}
+
+    def check_edit(self, edit: Edit) -> EditResult:
+        if isinstance(edit, ToggleDomainRegistry):
+            return EditResult.ok()
+        if not isinstance(edit, SetDomainRegistries):
+            return super().check_edit(edit)
+        for n in split_registries(edit.text):
+            why = valid_registry_name(n)
+            if why:
+                return EditResult.refused(f"{n!r} {why}")
+        return EditResult.ok()
+
+    def take_edit(self, edit: Edit) -> EditResult:
+        result = self.check_edit(edit)
+        if not result.taken:
+            return result
+        if isinstance(edit, SetDomainRegistries):
+            names = split_registries(edit.text)
+        elif isinstance(edit, ToggleDomainRegistry):
+            registry = DOCKER_HUB if edit.hub else self.cluster.plan.target
+            plan = self.state.plan
+            after = next((d.after for d in self.domains(StepPlan.from_json(plan) if plan else None)
+                          if d.domain == edit.domain), [])
+            names = [r for r in after if r != registry] if registry in after else [*after, registry]
+        else:
+            return super().check_edit(edit)
+        self.cluster.plan.allowlists.domains[edit.domain] = names
+        return result
 
     async def _proposal(self) -> tuple[dict[str, tuple[list[str], list[str]]], list[Finding]]:
         plan = self.cluster.plan.allowlists

@@ -15,25 +15,65 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from ..cluster import Cluster
-from ..events import Emit, FindingEvent, PlannedChange, Progress, StepStatus
+from ..events import Emit, FindingEvent, PlannedChange, Progress, PullProgress, StepStatus
+from ..plan_file import PlanFile
 from ..state import RunState, StepState
+from ..statuses import CellState, Severity
+from .edits import Edit, EditResult
+from .views import Cell, Grid
+
+
+@dataclass(frozen=True)
+class StepMeta:
+    """What a step is, said once: the wizard, the runner, the transcript and the state read it here.
+
+    `skippable`: the operator may skip it (the runbook calls it optional). `writes`: apply
+    changes the cluster, so the wizard asks first; `destructive`: it deletes what a rollback
+    cannot bring back from the cluster itself, so the confirmation is typed. `grid`: its
+    apply is an agents x images grid of cells (pull or removal) with pause and retry.
+    """
+
+    id: str
+    title: str                # as the confirmation and the summary say it
+    short_title: str          # as the step list says it
+    runbook: str              # "N: what the runbook says" (N a runbook step) or "intro: ..."
+    skippable: bool = False
+    reversible: bool = False
+    writes: bool = True
+    destructive: bool = False
+    grid: bool = False
+    grid_title: str = ""      # what the grid of a grid step is called on its screen
+    checklist: bool = False   # its findings are what the operator reads (shown taller)
+
+    @property
+    def runbook_ref(self) -> str:
+        """"runbook step 3" or "runbook: intro", for the step's title line."""
+        head = self.runbook.split(":", 1)[0]
+        return f"runbook step {head}" if head[:1].isdigit() else f"runbook: {head}"
 
 
 @dataclass
 class Finding:
-    severity: str        # blocking | warning | info
+    severity: Severity
     code: str
     message: str
     fix: str = ""
     details: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        self.severity = Severity(self.severity)
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity is Severity.BLOCKING
+
     def to_json(self) -> dict[str, Any]:
-        return {"severity": self.severity, "code": self.code, "message": self.message, "fix": self.fix,
+        return {"severity": str(self.severity), "code": self.code, "message": self.message, "fix": self.fix,
                 "details": self.details}
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> Finding:
-        return cls(d["severity"], d["code"], d["message"], d.get("fix", ""), list(d.get("details", [])))
+        return cls(Severity(d["severity"]), d["code"], d["message"], d.get("fix", ""), list(d.get("details", [])))
 
 
 @dataclass
@@ -79,13 +119,27 @@ class Verification:
         self.checks.append(Check(name, ok, detail))
 
 
+    @classmethod
+    def from_json(cls, raw: list[Mapping[str, Any]]) -> Verification:
+        return cls([Check(c["name"], bool(c["ok"]), c.get("detail", "")) for c in raw])
+
+
 class Step:
-    id: ClassVar[str] = ""
-    title: ClassVar[str] = ""
-    runbook: ClassVar[str] = ""          # which runbook step this automates
-    reversible: ClassVar[bool] = False
-    writes: ClassVar[bool] = True
-    optional: ClassVar[bool] = False
+    """One migration step. Subclasses set `meta` and implement the protocol; the class methods
+    below are the step's public contract with the wizard (its inputs, its grid, its edits), so
+    that no caller needs to know how the step stores its plan data or its journal."""
+
+    meta: ClassVar[StepMeta]
+    id: ClassVar[str] = ""               # = meta.id, set once per subclass
+
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if "meta" in cls.__dict__:
+            cls.id = cls.meta.id
+
+    @property
+    def reversible(self) -> bool:
+        return self.meta.reversible
 
     def __init__(self, cluster: Cluster, state: StepState, emit: Emit,
                  save: Callable[[], None] | None = None) -> None:
@@ -94,6 +148,8 @@ class Step:
         self.emit = emit
         self._save = save or (lambda: None)
         self.run: RunState | None = None     # the whole run, for steps that look at others (verify)
+        # What edits are checked against, as JSON data (see load_edit_context).
+        self.edit_context: dict[str, Any] = {}
         self.backup_dir: Path | None = None  # where human-readable backup copies go (not on dry runs)
 
     # -- helpers for subclasses -----------------------------------------------------------
@@ -137,3 +193,61 @@ class Step:
 
     async def rollback(self) -> list[PlannedChange]:
         raise NotImplementedError(f"step {self.id} cannot be rolled back")
+
+    # -- the contract with the wizard: inputs, confirmation, grid, edits -------------------
+    @classmethod
+    def inputs(cls, plan_file: PlanFile) -> dict[str, Any]:
+        """The plan-file fields the operator can edit for this step, as JSON data: saved with
+        each plan (a resumed wizard puts them back) and compared to tell a stale plan."""
+        return {}
+
+    @classmethod
+    def restore_inputs(cls, plan_file: PlanFile, saved: Mapping[str, Any]) -> bool:
+        """Puts saved `inputs` back into the plan file; True when that changed it."""
+        return False
+
+    @classmethod
+    def input_key(cls, plan_file: PlanFile) -> Any:
+        """What the plan was made from, for staleness (may include what is not saved)."""
+        return repr(sorted(cls.inputs(plan_file).items()))
+
+    @classmethod
+    def disabled_reason(cls, plan_file: PlanFile) -> str | None:
+        """Why the plan file turns this step off (then it is skipped, headless or not)."""
+        return None
+
+    def restore_edits(self) -> bool:
+        """On resume: what the interrupted session edited comes back (inputs saved with the last
+        plan, and anything the step keeps elsewhere). True when the plan file changed."""
+        return bool(self.state.inputs) and self.restore_inputs(self.plan_file, self.state.inputs)
+
+    def confirm_lines(self, plan: StepPlan) -> list[str]:
+        """What the confirmation says besides the summary and the change count."""
+        return []
+
+    def grid(self, plan: StepPlan) -> Grid | None:
+        """The agents x images cells of the plan (journal included), for grid steps."""
+        return None
+
+    def cell_of(self, event: PullProgress) -> Cell:
+        """A progress event as a cell of this step's grid."""
+        return Cell(event.agent, event.image, CellState(event.state), event.bytes_done, event.bytes_total,
+                    event.message)
+
+    def result_cells(self, plan: StepPlan) -> list[Cell]:
+        """After an apply: each cell as the step's saved result says (the truth)."""
+        return []
+
+    async def load_edit_context(self) -> dict[str, Any]:
+        """Read-only facts edits are checked against (e.g. the rescanned images), read when the
+        step is planned so that checking an edit as the operator types needs no I/O. Kept as
+        JSON data in `edit_context`, so a recorded run can be replayed with it."""
+        return {}
+
+    def check_edit(self, edit: Edit) -> EditResult:
+        """Whether `edit` would be taken, and why not (field, rule, fix). Writes nothing."""
+        return EditResult.refused(f"step {self.id} has no editable {type(edit).__name__}")
+
+    def take_edit(self, edit: Edit) -> EditResult:
+        """Checks `edit` and, when it is taken, records it in the plan file (never the cluster)."""
+        return self.check_edit(edit)

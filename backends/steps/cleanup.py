@@ -15,8 +15,8 @@ from typing import Any
 from ..etcd import REGISTRY_PREFIX, Snapshot, quote
 from ..events import ChangeApplied, PlannedChange
 from ..image_ref import DOCKER_HUB
-from .aliases import analyse, hub_aliases
-from .base import Finding, Step, StepPlan, Verification
+from .alias_analysis import analyse, hub_aliases
+from .base import Finding, Step, StepMeta, StepPlan, Verification
 
 OLD = DOCKER_HUB
 
@@ -26,10 +26,13 @@ def trees(registry: str = OLD) -> list[str]:
 
 
 class CleanupStep(Step):
-    id = "cleanup"
-    title = "Remove old metadata"
-    runbook = "6: delete images/index.docker.io and config/docker/registry/index.docker.io"
-    reversible = True
+    meta = StepMeta("cleanup", "Remove old metadata", "Cleanup",
+                    "6: delete images/index.docker.io and config/docker/registry/index.docker.io",
+                    reversible=True, destructive=True)
+
+    def confirm_lines(self, plan: StepPlan) -> list[str]:
+        return ["Deletes exactly the trees images/index.docker.io and config/docker/registry/index.docker.io "
+                "(the key and everything below it), in one transaction, after a backup. x restores them."]
 
     async def live_on_old(self) -> list[Any]:
         return await self.cluster.db.live_kernels(OLD)

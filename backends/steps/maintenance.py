@@ -3,16 +3,19 @@
 20.09 refuses session creation when the etcd key `manager/status` holds `frozen`
 (`server_status_required`, api/manager.py @20.09.29) and shows `manager/announcement` in the
 clients. Setting the key is preferred over the REST call, which is broken on 20.09
-(reference/backendai.md s.10 item 11). Both keys are restored at the end or on abort.
+(docs/backendai-etcd.md#maintenance-freeze). Both keys are restored at the end or on abort.
 """
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Mapping
 from typing import Any
 
 from ..events import ChangeApplied, PlannedChange
-from .base import Finding, Step, StepPlan, Verification
+from ..plan_file import PlanFile
+from .base import Finding, Step, StepMeta, StepPlan, Verification
+from .edits import Edit, EditResult, SetAnnouncement
 
 STATUS_KEY = "manager/status"
 ANNOUNCEMENT_KEY = "manager/announcement"
@@ -25,11 +28,48 @@ def _put_cmd(key: str, value: str | None) -> str:
 
 
 class MaintenanceStep(Step):
-    id = "maintenance"
-    title = "Maintenance mode"
-    runbook = "intro: prefer a maintenance period"
-    reversible = True
-    optional = True
+    meta = StepMeta("maintenance", "Maintenance mode", "Maintenance", "intro: prefer a maintenance period",
+                    skippable=True, reversible=True)
+
+    @classmethod
+    def inputs(cls, plan_file: PlanFile) -> dict[str, Any]:
+        return {"announcement": plan_file.maintenance.announcement}
+
+    @classmethod
+    def input_key(cls, plan_file: PlanFile) -> Any:
+        return (plan_file.maintenance.enabled, plan_file.maintenance.announcement)
+
+    @classmethod
+    def restore_inputs(cls, plan_file: PlanFile, saved: Mapping[str, Any]) -> bool:
+        if cls.inputs(plan_file) == dict(saved):
+            return False
+        plan_file.maintenance.announcement = str(saved.get("announcement", plan_file.maintenance.announcement))
+        return True
+
+    @classmethod
+    def disabled_reason(cls, plan_file: PlanFile) -> str | None:
+        return None if plan_file.maintenance.enabled else "maintenance mode is off in the plan"
+
+    def announcement(self) -> str | None:
+        """The announcement being edited, or None when maintenance mode is off (nothing to edit)."""
+        m = self.plan_file.maintenance
+        return m.announcement if m.enabled else None
+
+    def check_edit(self, edit: Edit) -> EditResult:
+        if not isinstance(edit, SetAnnouncement):
+            return super().check_edit(edit)
+        if not self.plan_file.maintenance.enabled:
+            return EditResult.refused("maintenance mode is off in the plan", "turn it on in [maintenance]")
+        return EditResult.ok(changed=edit.text != self.plan_file.maintenance.announcement)
+
+    def take_edit(self, edit: Edit) -> EditResult:
+        result = self.check_edit(edit)
+        if result.taken and isinstance(edit, SetAnnouncement):
+            self.plan_file.maintenance.announcement = edit.text
+        return result
+
+    def confirm_lines(self, plan: StepPlan) -> list[str]:
+        return ["Users cannot start new sessions until the end of the run (running sessions are not affected)."]
 
     async def inspect(self) -> list[Finding]:
         status = await self.cluster.kv_get(STATUS_KEY)

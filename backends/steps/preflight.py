@@ -1,6 +1,6 @@
 """`preflight`: is this cluster one the migration can safely run on? Then back it all up.
 
-Runbook step 1 and the gotchas checklist (reference/backendai.md s.10): manager version gate
+Runbook step 1 (docs/runbook.md) and the traps in docs/backendai-etcd.md and docs/harbor.md: manager version gate
 (20.03.11+ / 20.09.0b2+ / 21.x), storage era (images in PostgreSQL from 22.03 are refused),
 target registry reachable without redirect, credentials proven with `users/current` (a
 wrong password still lists public projects), every project visible, agents reachable, live
@@ -21,14 +21,16 @@ from ..events import ChangeApplied, PlannedChange
 from ..image_ref import DOCKER_HUB
 from ..manager_control import Version, gate_version
 from ..registry_api import RegistryAuthError, RegistryClient, RegistryError, RegistryRedirectError
-from .base import Finding, Step, StepPlan, Verification
+from .base import Finding, Step, StepMeta, StepPlan, Verification
 
 
 class PreflightStep(Step):
-    id = "preflight"
-    title = "Preflight checks and backup"
-    runbook = "1: a manager with Harbor v2 support; back up first"
-    reversible = False
+    meta = StepMeta("preflight", "Preflight checks and backup", "Preflight",
+                    "1: a manager with Harbor v2 support; back up first", checklist=True)
+
+    def confirm_lines(self, plan: StepPlan) -> list[str]:
+        return ["Reads the whole etcd namespace and every domain's allowlist into the state directory "
+                "(secrets sealed). Nothing on the cluster changes."]
 
     async def manager_version(self) -> tuple[Version | None, Finding]:
         override = self.cluster.plan.manager.version

@@ -14,20 +14,22 @@ from __future__ import annotations
 import asyncio
 import random
 import shlex
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..db import AgentRow
-from ..docker import AgentDocker, AgentEndpoint, PullError, RegistryAuth, TLSFiles, endpoints_from_template
+from ..docker import AgentDocker, AgentEndpoint, PullError, RegistryAuth
 from ..errors import ConfigError, MigrateError
 from ..etcd import quote
 from ..events import PlannedChange, PullProgress
-from ..image_ref import DOCKER_HUB
-from ..image_ref import parse_backendai_ref as parse_ref
+from ..image_ref import DOCKER_HUB, parse_backendai_ref
 from ..images import metadata_images
-from .aliases import analyse
-from .base import Finding, Step, StepPlan, Verification
+from ..plan_file import PlanFile
+from ..statuses import CellState
+from .agents import agent_endpoints, tls_files
+from .alias_analysis import analyse
+from .base import Finding, Step, StepMeta, StepPlan, Verification
+from .views import Cell, Grid
 
 
 @dataclass
@@ -36,27 +38,55 @@ class Essential:
     why: str
 
 
-def tls_files(step: Step) -> TLSFiles | None:
-    a = step.cluster.plan.agents
-    t = TLSFiles(a.tls_ca, a.tls_cert, a.tls_key)
-    return t if t else None
-
-
-async def agent_endpoints(step: Step) -> tuple[list[AgentRow], list[AgentEndpoint]]:
-    agents = await step.cluster.db.alive_agents()
-    eps = endpoints_from_template(step.cluster.plan.agents.docker_url, agents, tls=tls_files(step))
-    return agents, eps
-
-
 def cell_key(agent: str, image: str) -> str:
     return f"pull:{agent}:{image}"
 
 
 class PrepullStep(Step):
-    id = "prepull"
-    title = "Pre-pull essential images"
-    runbook = "3: pre-pull the essential images on agents (docker pull)"
-    reversible = False
+    meta = StepMeta("prepull", "Pre-pull essential images", "Pre-pull",
+                    "3: pre-pull the essential images on agents (docker pull)", skippable=True, grid=True,
+                    grid_title="Pre-pull: agents × images")
+
+    # -- the wizard's view and edits ---------------------------------------------------------
+    @classmethod
+    def inputs(cls, plan_file: PlanFile) -> dict[str, Any]:
+        return {"images": list(plan_file.prepull.images)}
+
+    @classmethod
+    def restore_inputs(cls, plan_file: PlanFile, saved: Mapping[str, Any]) -> bool:
+        if cls.inputs(plan_file) == dict(saved):
+            return False
+        plan_file.prepull.images = [str(i) for i in saved.get("images", [])]
+        return True
+
+    def confirm_lines(self, plan: StepPlan) -> list[str]:
+        n = len(plan.data.get("agents", [])) * len(plan.data.get("images", []))
+        return [f"{n} pulls with bounded concurrency; each pull is confirmed by inspecting the image. "
+                "One agent failing never stops the others; ctrl+p pauses, r retries failed cells."]
+
+    def grid(self, plan: StepPlan) -> Grid:
+        """Every agent x image of the plan: finished ones (journaled) done, the rest queued with why."""
+        why = plan.data.get("why", {})
+        agents = [a["id"] for a in plan.data.get("agents", [])]
+        images = list(plan.data.get("images", []))
+        cells = []
+        for agent in agents:
+            for img in images:
+                done = self.done(cell_key(agent, img))
+                cells.append(Cell(agent, img, CellState.DONE if done else CellState.QUEUED, 0, 0,
+                                  "done in an earlier attempt" if done else why.get(img, "")))
+        return Grid(agents, images, cells)
+
+    def result_cells(self, plan: StepPlan) -> list[Cell]:
+        matrix = ((self.state.result or {}).get("apply") or {}).get("matrix") or {}
+        out = []
+        for agent, row in matrix.items():
+            for image, value in row.items():
+                state, _, msg = str(value).partition(": ")
+                if self.cluster.dry_run:
+                    state, msg = CellState.SKIPPED, "dry run: not pulled"
+                out.append(Cell(agent, image, CellState(state), message=msg))
+        return out
 
     async def essential(self) -> tuple[list[Essential], list[Finding]]:
         cluster = self.cluster
@@ -70,7 +100,7 @@ class PrepullStep(Step):
             known = list(await cluster.registries()) + [target]
             for ref in cluster.plan.prepull.images:
                 try:
-                    canonical = parse_ref(ref, known).canonical
+                    canonical = parse_backendai_ref(ref, known).canonical
                 except ValueError as e:
                     raise ConfigError(f"{ref!r} is not an image reference: {e}", key="prepull.images",
                                       fix=f"write full names such as {target}/stable/python:3.9-ubuntu20.04") from None
@@ -87,7 +117,7 @@ class PrepullStep(Step):
         usage = await cluster.db.recent_kernel_images(cluster.plan.prepull.recent_days)
         for u in usage:
             try:
-                ref = parse_ref(u.image, [target])
+                ref = parse_backendai_ref(u.image, [target])
             except ValueError:
                 continue
             if ref.registry == target:

@@ -12,19 +12,23 @@ the manager again, so the cluster is left in the old state, not half of the new 
 from __future__ import annotations
 
 import asyncio
+import json
 import shlex
 import time
 from typing import Any
 
 from ..errors import ConnectError, MigrateError
-from ..etcd import REGISTRY_PREFIX, Snapshot, quote
+from ..etcd import REGISTRY_PREFIX, Snapshot, nest_pairs, quote
 from ..events import ChangeApplied, PlannedChange
 from ..images import metadata_images
+from ..plan_file import PlanFile
 from ..registry_api import RegistryError
-from ..registry_document import Validation, registry_key
+from ..registry_document import Validation, registry_key, validate
 from ..scanner import scan_registry
 from ..secrets import MASK, is_secret_key
-from .base import Finding, Step, StepPlan, Verification
+from .base import Finding, Step, StepMeta, StepPlan, Verification
+from .edits import Edit, EditResult, SetRegistryDocument
+from .views import Phase, RegistryProgress, Skipped
 
 # How long a failed apply keeps trying to restore the backup while etcd does not answer.
 RESTORE_WAIT = 60.0
@@ -46,11 +50,70 @@ def validation_findings(v: Validation) -> list[Finding]:
     return out
 
 
+# The apply's phases, as journaled: a resume starts at the first one not done.
+PHASES = (("manager-stopped", "stop the manager"), ("config-written", "write the registry keys (one transaction)"),
+          ("images-written", "write the rescanned image keys"), ("manager-started", "start the manager"))
+SHOWN_COUNTERS = ("repositories", "tags", "images", "skipped", "multiarch", "keys")
+
+
 class RegistryStep(Step):
-    id = "registry"
-    title = "Registry configuration and rescan"
-    runbook = "2-3: put-json the registry config, rescan, restart the manager"
-    reversible = True
+    meta = StepMeta("registry", "Registry configuration and rescan", "Registry",
+                    "2-3: put-json the registry config, rescan, restart the manager", reversible=True)
+
+    # -- the wizard's view and edits ---------------------------------------------------------
+    @classmethod
+    def input_key(cls, plan_file: PlanFile) -> Any:
+        # The document is not in inputs() (saved with the plan): it carries a password. Its
+        # edits survive as the saved plan's `config_puts`, sealed in the state.
+        return plan_file.registry_json
+
+    def restore_edits(self) -> bool:
+        """The registry entry of the last plan (written or not) comes back as the document."""
+        puts = ((self.state.plan or {}).get("data") or {}).get("config_puts") or {}
+        now = self.cluster.target_validation()
+        if puts and (not now.ok or now.flat() != puts):
+            self.cluster.set_registry_json(json.dumps(nest_pairs("", sorted(puts.items())), indent=2) + "\n")
+            return True
+        return False
+
+    def document(self) -> str:
+        """The registry JSON as it stands (the plan file's, with the operator's edits)."""
+        return self.plan_file.registry_json
+
+    def check_document(self, text: str) -> Validation:
+        """Every issue of `text` (line:column, rule, fix), as the editor shows them while typing."""
+        return validate(text, target=self.plan_file.target)
+
+    def check_edit(self, edit: Edit) -> EditResult:
+        if not isinstance(edit, SetRegistryDocument):
+            return super().check_edit(edit)
+        v = validate(edit.text, target=self.cluster.plan.target)
+        if not v.ok:
+            first = v.errors[0]
+            return EditResult.refused(f"line {first.line}:{first.column}: {first.message}", first.fix)
+        return EditResult.ok(changed=edit.text != self.cluster.plan.registry_json)
+
+    def take_edit(self, edit: Edit) -> EditResult:
+        result = self.check_edit(edit)
+        if result.taken and result.changed and isinstance(edit, SetRegistryDocument):
+            self.cluster.set_registry_json(edit.text)
+        return result
+
+    def progress_view(self, plan: StepPlan | None, live: dict[str, int] | None = None) -> RegistryProgress:
+        """Phases as journaled, the rescan's counters (live while it runs), what it skipped."""
+        counters = live or (plan.data.get("counters") if plan else None) or {}
+        raw = sorted(plan.data.get("skipped", []) if plan else [],  # the scan is concurrent: its order varies
+                     key=lambda s: (s.get("repo", ""), s.get("tag") or ""))
+        skipped = [Skipped(s.get("repo", "?") + (f":{s['tag']}" if s.get("tag") else ""), str(s.get("reason", "")))
+                   for s in raw]
+        return RegistryProgress([Phase(label, self.done(key)) for key, label in PHASES],
+                                {k: counters[k] for k in SHOWN_COUNTERS if k in counters}, skipped)
+
+    def confirm_lines(self, plan: StepPlan) -> list[str]:
+        n_img = len(plan.data.get("image_puts", {}))
+        return ["The manager is stopped, the registry keys are written in one transaction, "
+                f"{n_img} rescanned image keys are written, and the manager is started again.",
+                "Sessions keep running; service ports disconnect briefly while the manager restarts."]
 
     async def inspect(self) -> list[Finding]:
         v = self.cluster.target_validation()

@@ -9,17 +9,15 @@ pre-pull matrix must be complete. The exit code of nothing is trusted.
 from __future__ import annotations
 
 from ..etcd import quote
-from ..image_ref import parse_backendai_ref as parse_ref
+from ..image_ref import parse_backendai_ref
 from ..images import AliasLoop, metadata_images, resolve_alias
 from ..registry_document import REGISTRY_TYPES
-from .base import Finding, Step, StepPlan, Verification
+from .base import Finding, Step, StepMeta, StepPlan, Verification
 
 
 class VerifyStep(Step):
-    id = "verify"
-    title = "Verify"
-    runbook = "5: new sessions can start from the new registry"
-    writes = False
+    meta = StepMeta("verify", "Verify", "Verify", "5: new sessions can start from the new registry", writes=False,
+                    checklist=True)
 
     async def inspect(self) -> list[Finding]:
         return [self.finding(Finding("info", "read-only", "this step only reads; it changes nothing"))]
@@ -59,7 +57,7 @@ class VerifyStep(Step):
         for seg in sorted(raw):
             try:
                 final, _ = resolve_alias(seg, raw)
-                ref = parse_ref(final, known)
+                ref = parse_backendai_ref(final, known)
             except (AliasLoop, ValueError) as e:
                 bad.append(f"{seg}: {e}")
                 continue

@@ -1,4 +1,4 @@
-"""Fixtures for the engine tests (issue 3, "Must show"): the session sandbox reset per test,
+"""Fixtures for the engine tests (CONTRIBUTING.md, "Test suites"): the session sandbox reset per test,
 the headless CLI as a subprocess, the real Backend.AI 20.09 CLI, and one uninterrupted
 reference migration whose end state the interrupted runs must reproduce.
 """

@@ -35,7 +35,8 @@ from backends.sandbox.layout import SandboxInfo
 REPO = Path(__file__).resolve().parents[2]
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
 LOCK_KEY_ROOT = "/bai-registry-migrate/lock/"
-# 20.09's repository-name filter (reference/backendai.md s.3 item 3), written out here so the
+# 20.09's repository-name filter (`non_kernel_words`, src/ai/backend/manager/container_registry/base.py
+# in backend.ai-manager 20.09.29; docs/backendai-etcd.md#rescan), written out here so the
 # expectation does not come from the code under test.
 FILTERED = ("common-", "commons-", "base-", "krunner", "builder", "backendai", "geofront")
 INFRA_TAGS = ("lablup/importer:manylinux2010", "backendai-socket-relay:latest",

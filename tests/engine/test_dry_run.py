@@ -1,11 +1,11 @@
 """`run --yes --dry-run` and `plan` write nothing: etcd and PostgreSQL stay byte-identical.
 
-Issue 3, third "Must show". Both commands walk every step with realistic plans (the dry-run
-overlay lets later steps see what earlier ones would write), yet afterwards every key and
-value under `/sorna/` is the same (read raw with etcdctl), etcd's revision has not moved (not
-even a put of an unchanged value happened), `pg_dump --data-only` of the database is the same
-byte for byte, the agents hold the same images, the manager was never stopped, no cluster
-lock was taken and no state file was written.
+Both commands walk every step with realistic plans (the dry-run overlay lets later steps see
+what earlier ones would write), yet afterwards every key and value under `/sorna/` is the same
+(read raw with etcdctl), etcd's revision has not moved (not even a put of an unchanged value
+happened), `pg_dump --data-only` of the database is the same byte for byte, the agents hold the
+same images, the manager was never stopped, no cluster lock was taken and no state file was
+written.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """`run --yes` migrates the sandbox end to end, and the real Backend.AI 20.09 CLI agrees.
 
-Issue 3, first "Must show": on a fresh sandbox the headless run completes every step, then
-`backend.ai mgr etcd ...` of 20.09 sees a migrated cluster (registry config, image listing,
-aliases), PostgreSQL's domains allow the target and not Docker Hub, and every agent holds the
-essential target images and no old kernel image except the one a running container uses,
-which the run reports. And the cleanup gate: live sessions stop the run with exit 3 and are
-listed; the same command resumes once they have ended.
+On a fresh sandbox the headless run completes every step, then `backend.ai mgr etcd ...` of
+20.09 sees a migrated cluster (registry config, image listing, aliases), PostgreSQL's domains
+allow the target and not Docker Hub, and every agent holds the essential target images and no
+old kernel image except the one a running container uses, which the run reports. And the cleanup
+gate: live sessions stop the run with exit 3 and are listed; the same command resumes once they
+have ended.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def _listing(text: str) -> dict[str, str]:
 
 
 def _final(alias: str, aliases: dict[str, str]) -> str:
-    """20.09's resolution: unquoted lookup, chains of up to 8 hops (reference/backendai.md s.4)."""
+    """20.09's resolution: unquoted lookup, chains of up to 8 hops (docs/backendai-etcd.md#aliases)."""
     value = alias
     for _ in range(8):
         if value not in aliases:

@@ -1,6 +1,6 @@
 """SIGKILL the runner mid-step, run the same command again: the same end state as no kill.
 
-Issue 3, fourth "Must show" (first half). Kill points are found by following the run's JSON
+Kill points (more in tests/faults/test_kill_points.py) are found by following the run's JSON
 Lines transcript as it is written (no test hook in the product):
 
 - `registry`, right after the manager stop was confirmed (the manager is down, nothing written);

@@ -1,11 +1,11 @@
 """`rollback` of each reversible step restores the backed-up keys and rows exactly.
 
-Issue 3, fourth "Must show" (second half). The reversible steps are maintenance, registry,
-aliases, allowlists and cleanup. The migration is driven in-process step by step (to take a
-snapshot of the whole etcd namespace and every domain row right before each reversible step),
-then `bai-registry-migrate rollback --steps S` is run for each, latest first, and after each the
-cluster must equal the snapshot taken before S: every key and value of the namespace (read raw
-with etcdctl) and every column of every domain row.
+The reversible steps are maintenance, registry, aliases, allowlists and cleanup. The migration
+is driven in-process step by step (to take a snapshot of the whole etcd namespace and every
+domain row right before each reversible step), then `bai-registry-migrate rollback --steps S` is
+run for each, latest first, and after each the cluster must equal the snapshot taken before S:
+every key and value of the namespace (read raw with etcdctl) and every column of every domain
+row.
 
 Second test: after a *completed* `run --yes`, a plain `rollback` undoes the whole migration
 (it used to archive the finished run's state and roll back nothing, reporting success).

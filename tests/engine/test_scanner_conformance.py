@@ -1,9 +1,9 @@
 """Our rescan against the real Backend.AI 20.09 `etcd rescan-images`, key for key, byte for byte.
 
-Issue 3, second "Must show". The sandbox's Harbor stand-in is Harbor-faithful: it resolves a
-tag to its digest and serves a manifest list as a list, so the real 20.09 scanner fails on its
-multi-arch tags with KeyError('config') and writes nothing at all, possibly exiting 0
-(reference/harbor2-standin.md s.2 and s.5). The comparison is therefore built like this:
+The sandbox's Harbor stand-in is Harbor-faithful: it resolves a tag to its digest and serves a
+manifest list as a list, so the real 20.09 scanner fails on its multi-arch tags with
+KeyError('config') and writes nothing at all, possibly exiting 0 (docs/backendai-etcd.md#rescan,
+docs/harbor.md#manifests). The comparison is therefore built like this:
 
 - ours scans the sandbox's stand-in (multi-arch tags included) into namespace B;
 - a second, isolated registry gets every tag of the sandbox's Harbor upstream, except that each

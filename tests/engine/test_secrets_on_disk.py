@@ -1,11 +1,11 @@
 """No secret of the sandbox reaches the state or transcript directories; files are private.
 
-Issue 3, last "Must show". After a full migration (the reference run: preflight's namespace
-backup, the registry JSON with the Harbor password in the plan and in etcd, database and etcd
-credentials from manager.toml), no file under the state directory or the transcript directory
-contains the etcd, database or Harbor password, in plain text or in any base64 form (whatever
-its alignment inside a larger encoded blob, standard or URL-safe alphabet, or as HTTP Basic
-`user:password`). Every such file is mode 0600 and every directory 0700.
+After a full migration (the reference run: preflight's namespace backup, the registry JSON with
+the Harbor password in the plan and in etcd, database and etcd credentials from manager.toml),
+no file under the state directory or the transcript directory contains the etcd, database or
+Harbor password, in plain text or in any base64 form (whatever its alignment inside a larger
+encoded blob, standard or URL-safe alphabet, or as HTTP Basic `user:password`). Every such file
+is mode 0600 and every directory 0700.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def agent(info: SandboxInfo, agent_id: str) -> Agent:
 
 
 def kill_dockerd(info: SandboxInfo, agent_id: str) -> None:
-    """kill -9 of one agent's daemon (its containerd dies with it: PDEATHSIG, reference/agents.md s.4)."""
+    """kill -9 of one agent's daemon (its containerd dies with it: PDEATHSIG, docs/sandbox.md)."""
     proc = Sandbox(info.path).agent_proc(agent(info, agent_id))
     pid = proc.pid()
     assert pid is not None and proc.alive(), f"dockerd of {agent_id} is not running"
@@ -59,7 +59,7 @@ def kill_dockerd(info: SandboxInfo, agent_id: str) -> None:
 
 
 def start_dockerd(info: SandboxInfo, agent_id: str) -> None:
-    """Restart on the same directories: it cleans what the crash left (reference/agents.md s.4, way 1)."""
+    """Restart on the same directories: it cleans what the crash left (docs/sandbox.md)."""
     sb = Sandbox(info.path)
     a = agent(info, agent_id)
     agent_dir, exec_root, sock = sb.agent_dirs(a)

@@ -2,7 +2,7 @@
 
 The runner is followed through its transcript; as soon as agent i-agent3 reports a pull in
 progress, its dockerd is killed (SIGKILL of the pid the sandbox recorded; its containerd dies
-with it, reference/agents.md s.4). The other agents finish their pulls. Then:
+with it, docs/sandbox.md#docker-daemons-as-agents). The other agents finish their pulls. Then:
 
 - etcd and the domains are untouched (pre-pull writes neither) and every agent tag holds its
   old or its new image, nothing in between: a pull that broke left no tag;

@@ -27,10 +27,15 @@ import pytest
 from tui_support import WizardFactory, stable_svg
 
 from backends.plan_file import load_plan
+from backends.replay import Recording
 from backends.sandbox.layout import SandboxInfo
 from tui.app import MigrationApp, make_app
 
 SNAP_DIR = Path("/tmp/bairm-tui-snap")
+# A dry walk of every step on the sandbox, recorded by the wizard itself (the live snapshot
+# walk in test_snapshots.py records it again and checks it is current). Tests of layout, keys
+# and dialogs replay it: the real engine's answers, no services.
+DRY_WALK = Path(__file__).parent / "recordings" / "dry-walk.jsonl"
 
 
 @pytest.fixture(autouse=True)
@@ -93,3 +98,35 @@ def snap_files(fresh_sandbox: SandboxInfo, stable_snapshots: None) -> Iterator[d
                "transcript": SNAP_DIR / "transcript"}
     finally:
         shutil.rmtree(SNAP_DIR, ignore_errors=True)
+
+
+@pytest.fixture
+def replay_files(stable_snapshots: None) -> Iterator[dict[str, Path]]:
+    """The recorded dry walk's manager.toml and plan.toml at the fixed snapshot paths (the same
+    paths the recording was made with, so screens read the same), and a fresh state and
+    transcript directory; no sandbox."""
+    if SNAP_DIR.exists():
+        shutil.rmtree(SNAP_DIR)
+    config, plan = Recording(DRY_WALK).write_config(SNAP_DIR)
+    try:
+        yield {"config": config, "plan": plan, "state": SNAP_DIR / "state", "transcript": SNAP_DIR / "transcript",
+               "recording": DRY_WALK}
+    finally:
+        shutil.rmtree(SNAP_DIR, ignore_errors=True)
+
+
+@pytest.fixture
+def replay_wizard(replay_files: dict[str, Path]) -> WizardFactory:
+    """make_app(...) replaying the recorded dry walk: a dry run, no services."""
+
+    def make(**kw: Any) -> MigrationApp:
+        kw.setdefault("config", str(replay_files["config"]))
+        kw.setdefault("plan_path", str(replay_files["plan"]))
+        kw.setdefault("state_dir", replay_files["state"])
+        kw.setdefault("transcript_dir", replay_files["transcript"])
+        kw.setdefault("dry_run", True)
+        kw.setdefault("cursor_blink", False)
+        kw.setdefault("replay", Recording(replay_files["recording"]))
+        return make_app(**kw)
+
+    return make

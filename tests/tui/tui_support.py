@@ -126,3 +126,40 @@ def screen_diff(stored: Path, actual: str) -> str:
 
 
 _TEXT = re.compile(r'<text class="[^"]*" x="(?P<x>[\d.]+)" y="(?P<y>[\d.]+)"[^>]*>(?P<t>.*?)</text>', re.S)
+
+
+# -- recordings: what the engine answered, without what varies from run to run ------------------
+
+_VARYING = [(re.compile(r"127\.0\.0\.1:\d+"), "127.0.0.1:PORT"), (re.compile(r"/tmp/bairm-[\w.-]+"), "/tmp/SANDBOX"),
+            (re.compile(r"\d{8}-\d{6}-[0-9a-f]{6}"), "RUN-ID"), (re.compile(r"\b\d+(\.\d+)? ?(ms|s)\b"), "T")]
+
+
+def _steady(text: Any) -> str:
+    out = str(text)
+    for rx, repl in _VARYING:
+        out = rx.sub(repl, out)
+    return out
+
+
+def recording_outline(path: Path) -> list[tuple[Any, ...]]:
+    """Each recorded call as (step, method, what it answered): findings by severity and code,
+    plans by summary and changes, verdicts by check; events and timings left out (a scan's
+    progress counts and a pull's speed differ from run to run, what the engine decided does not)."""
+    import json
+
+    out: list[tuple[Any, ...]] = []
+    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+        rec = json.loads(line)
+        method, value = rec["method"], rec.get("value")
+        if rec.get("error"):
+            answer: Any = ("error", _steady(rec["error"]["message"]))
+        elif method == "inspect":
+            answer = sorted((f["severity"], f["code"]) for f in value)
+        elif method == "plan":
+            answer = (_steady(value["summary"]), sorted((_steady(c["target"]), c["action"]) for c in value["changes"]))
+        elif method == "verify":
+            answer = sorted((_steady(c["name"]), c["ok"]) for c in value)
+        else:
+            answer = None
+        out.append((rec["step"], method, answer))
+    return out

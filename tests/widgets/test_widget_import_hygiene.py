@@ -1,4 +1,4 @@
-"""widgets/ never imports tui/ or backends/ (docs/CONTRIBUTING-helpers.md "Layering")."""
+"""widgets/ never imports tui/ or backends/ (CONTRIBUTING.md, "Layout and dependency rules")."""
 
 from __future__ import annotations
 

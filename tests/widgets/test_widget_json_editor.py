@@ -42,8 +42,8 @@ def test_highlighting_is_available_in_this_environment() -> None:
 
 
 async def test_editor_constructs_with_json_highlighting() -> None:
-    """Smoke test against the tree-sitter 0.26 segfault (reference/textual.md s.2): building
-    the editor with highlighting must not crash the interpreter."""
+    """Smoke test against the tree-sitter 0.26 segfault (docs/textual-notes.md#textarea-and-tree-sitter):
+    building the editor with highlighting must not crash the interpreter."""
     app = editor_app()
     async with app.run_test(size=(80, 24)) as pilot:
         editor = app.query_one(JsonEditor)

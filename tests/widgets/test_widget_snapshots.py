@@ -1,6 +1,6 @@
 """SVG snapshots of every widget in a harness App at a fixed size.
 
-Plain `def` tests (snap_compare runs its own event loop; reference/textual.md s.3). Baselines
+Plain `def` tests (snap_compare runs its own event loop; docs/textual-notes.md#snapshot-tests). Baselines
 live in tests/widgets/__snapshots__/ and are (re)made with `pytest --snapshot-update` after
 looking at the report. Deterministic: no blinking cursors, a fake clock for throughput, no time.
 """

@@ -13,7 +13,7 @@ from textual.widgets import Footer
 
 MARKUP_BAIT = "[bold]db1[/] [etcd]"
 """A value that Rich/Textual markup would mangle: `[bold]...[/]` would vanish into bold,
-`[etcd]` would vanish entirely (reference/textual.md s.2 "String cells are parsed as markup")."""
+`[etcd]` would vanish entirely (docs/textual-notes.md#markup-in-data)."""
 
 
 class Harness(App[None]):

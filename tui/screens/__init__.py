@@ -1,27 +1,45 @@
-"""One screen per step (ids as in backends.steps.STEP_ORDER), plus start, summary, transcript."""
+"""Which screen shows a step: its own screen where it has widgets of its own, else one by kind.
+
+A step's own screen declares the step in `STEP` (aliases, allowlists, registry, maintenance:
+an editable table or an editor); the rest are shown by kind, from the step's metadata: a
+grid step by the grid screen, a step that writes nothing by the read-only screen (its `a`
+runs checks), every other one by the plain step screen. There is no table of step ids here.
+"""
 
 from __future__ import annotations
+
+from textual.binding import Binding
+
+from backends.steps.base import StepMeta
 
 from .step import StepScreen
 
 
-def screen_for(step: str) -> StepScreen:
-    from .agent_cleanup import AgentCleanupScreen
-    from .aliases import AliasesScreen
-    from .allowlists import AllowlistsScreen
-    from .cleanup import CleanupScreen
-    from .maintenance import MaintenanceScreen
-    from .preflight import PreflightScreen
-    from .prepull import PrepullScreen
-    from .registry import RegistryScreen
-    from .verify import VerifyScreen
+class ReadOnlyStepScreen(StepScreen):
+    """A step that writes nothing (verify): Apply runs its checks, with no confirmation."""
 
-    screens: dict[str, type[StepScreen]] = {
-        "preflight": PreflightScreen, "maintenance": MaintenanceScreen, "registry": RegistryScreen,
-        "prepull": PrepullScreen, "aliases": AliasesScreen, "allowlists": AllowlistsScreen,
-        "verify": VerifyScreen, "cleanup": CleanupScreen, "agent-cleanup": AgentCleanupScreen,
-    }
-    return screens[step]()
+    BINDINGS = [Binding("a", "apply", "Run checks", id="apply", tooltip="Run the read-only checks")]
+
+
+def _own_screens() -> dict[str, type[StepScreen]]:
+    from . import aliases, allowlists, maintenance, registry
+
+    classes = (aliases.AliasesScreen, allowlists.AllowlistsScreen, maintenance.MaintenanceScreen,
+               registry.RegistryScreen)
+    return {cls.STEP: cls for cls in classes}
+
+
+def screen_for(step: str, meta: StepMeta) -> StepScreen:
+    own = _own_screens().get(step)
+    if own is not None:
+        return own()
+    if meta.grid:
+        from .grid import GridStepScreen
+
+        return GridStepScreen(step)
+    if not meta.writes:
+        return ReadOnlyStepScreen(step)
+    return StepScreen(step)
 
 
 __all__ = ["StepScreen", "screen_for"]

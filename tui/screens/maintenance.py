@@ -1,6 +1,7 @@
 """`maintenance`: freeze new sessions and show an announcement while the migration runs.
 
-The announcement is edited here (Enter plans again); the freeze is lifted and the previous
+The announcement is edited here: each change is posted to the controller as `SetAnnouncement`
+(the plan goes out of date) and Enter plans again. The freeze is lifted and the previous
 announcement restored at the end of the run, or with x (roll back). Optional: s skips it.
 """
 
@@ -11,9 +12,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Static
 
+from backends.statuses import Operation
+from backends.steps.edits import SetAnnouncement
 from widgets.change_table import ChangeTable
 
-from .step import PLANNABLE, StepScreen
+from .step import StepScreen
 
 
 class MaintenanceScreen(StepScreen):
@@ -36,22 +39,21 @@ class MaintenanceScreen(StepScreen):
         yield from self.compose_checks()
         yield Static("Announcement shown to users while new sessions are frozen (e: edit · Enter: plan again)",
                      classes="section", markup=False)
-        cluster = self.ctl.cluster()
-        yield Input(cluster.plan.maintenance.announcement if cluster else "", id="announcement",
-                    placeholder="no announcement")
+        yield Input(self.announcement() or "", id="announcement", placeholder="no announcement")
         yield from self.compose_plan()
 
+    def announcement(self) -> str | None:
+        step = self.ctl.step_view(self.STEP)
+        return step.announcement() if step is not None else None  # type: ignore[attr-defined]
 
     def refresh_step(self) -> None:
-        cluster = self.ctl.cluster()
         field = self.query_one("#announcement", Input)
-        field.disabled = not (cluster and cluster.plan.maintenance.enabled) or self.status not in PLANNABLE
+        field.disabled = self.announcement() is None or not self.status.plannable
 
     @on(Input.Changed, "#announcement")
     def _changed(self, event: Input.Changed) -> None:
-        cluster = self.ctl.cluster()
-        if cluster is not None and self.status in PLANNABLE:
-            cluster.plan.maintenance.announcement = event.value
+        if self.status.plannable and event.value != self.announcement():
+            self.ctl.edit(SetAnnouncement(event.value), replan=False)
             self.schedule_refresh()
 
     @on(Input.Submitted, "#announcement")
@@ -59,7 +61,4 @@ class MaintenanceScreen(StepScreen):
         event.stop()
         self.query_one("#changes", ChangeTable).table.focus()
         if self.ctl.stale(self.STEP):
-            self.ctl.run(self.STEP, "refresh")
-
-    def confirm_lines(self) -> list[str]:
-        return ["Users cannot start new sessions until the end of the run (running sessions are not affected)."]
+            self.ctl.run(self.STEP, Operation.REFRESH)

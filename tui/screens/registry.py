@@ -1,15 +1,15 @@
 """`registry`: edit and validate the registry JSON, review the etcd diff, stop/write/rescan/start.
 
-The editor validates as you type with `backends.registry_doc.validate` (the same rules the
-engine applies, line:column and the rule's fix); while any error stands, Apply and Next are
-greyed and the plan is not touched, so nothing invalid can reach etcd. A valid edit is
-adopted into the plan (`cluster.set_registry_json`) and makes the current plan stale: Apply
-waits for `p`, which rescans and shows the new key diff.
+The editor validates as you type with the registry step's own rules (line:column and the
+rule's fix); while any error stands, Apply and Next are greyed and the plan is not touched,
+so nothing invalid can reach etcd. A valid edit is posted as `SetRegistryDocument` (with the
+real password put back in place of the mask) and makes the current plan stale: Apply waits
+for `p`, which rescans and shows the new key diff.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from textual import on
 from textual.app import ComposeResult
@@ -19,7 +19,8 @@ from textual.content import Content
 from textual.events import Resize
 from textual.widgets import Static, TextArea
 
-from backends.registry_document import validate
+from backends.statuses import Operation, Status
+from backends.steps.edits import SetRegistryDocument
 from widgets.counters import CounterBar
 from widgets.items import IssueItem
 from widgets.json_editor import JsonEditor
@@ -28,8 +29,8 @@ from ..convert import issue_items
 from ..masked_registry_text import MaskedRegistryText
 from .step import StepScreen
 
-PHASES = (("manager-stopped", "stop the manager"), ("config-written", "write the registry keys (one transaction)"),
-          ("images-written", "write the rescanned image keys"), ("manager-started", "start the manager"))
+if TYPE_CHECKING:
+    from backends.steps.registry import RegistryStep
 
 
 class RegistryScreen(StepScreen):
@@ -54,8 +55,8 @@ class RegistryScreen(StepScreen):
             with Vertical(id="registry-editor-box"):
                 yield Static("Registry JSON  (e: edit · Esc: leave · F8: next issue)", classes="section",
                              markup=False)
-                cluster = self.ctl.cluster()
-                self.masker = MaskedRegistryText(cluster.plan.registry_json if cluster else "{}")
+                step = self.step()
+                self.masker = MaskedRegistryText(step.document() if step else "{}")
                 yield JsonEditor(self.masker.masked, self.validator, id="editor",
                                  cursor_blink=self.wizard.cursor_blink)
             with Vertical(id="registry-plan-box"):
@@ -64,11 +65,15 @@ class RegistryScreen(StepScreen):
     def on_resize(self, event: Resize) -> None:
         self.set_class(event.size.width < 150, "-narrow")
 
+    def step(self) -> RegistryStep | None:
+        return self.ctl.step_view(self.STEP)  # type: ignore[return-value]
+
     # -- validation ------------------------------------------------------------------------------
     def validator(self, text: str) -> list[IssueItem]:
-        cluster = self.ctl.cluster()
-        target = cluster.plan.target if cluster else None
-        items = issue_items(validate(text, target=target))
+        step = self.step()
+        if step is None:
+            return []
+        items = issue_items(step.check_document(text))
         if self.masker is not None and not any(i.severity == "error" for i in items):
             _real, extra = self.masker.unmask(text)
             items += extra
@@ -78,17 +83,18 @@ class RegistryScreen(StepScreen):
     def _validated(self, event: JsonEditor.Validated) -> None:
         event.stop()
         self.valid = event.ok
-        cluster = self.ctl.cluster()
-        if event.ok and cluster is not None and self.masker is not None:
+        step = self.step()
+        if event.ok and step is not None and self.masker is not None:
             real, issues = self.masker.unmask(event.text)
             if real is None or issues:
                 self.valid = False
-            elif real != cluster.plan.registry_json and self.editable():
-                cluster.set_registry_json(real)
+            elif real != step.document() and self.editable():
+                result = self.ctl.edit(SetRegistryDocument(real), replan=False)
+                self.valid = result.taken
         self.refresh_view()
 
     def editable(self) -> bool:
-        return self.status not in ("applying", "applied", "verified") and not self.busy
+        return self.status not in (Status.APPLYING, Status.APPLIED, Status.VERIFIED) and not self.busy
 
     def inputs_ok(self) -> bool:
         return self.valid
@@ -97,53 +103,43 @@ class RegistryScreen(StepScreen):
         editor = self.query_one("#editor", JsonEditor)
         area = editor.query_one(TextArea)
         area.read_only = not self.editable()
-        plan = self.ctl.plan_of(self.STEP)
-        counters = self.ctl.counters.get(self.STEP) or (plan.data.get("counters") if plan else None) or {}
-        shown = {k: counters[k] for k in ("repositories", "tags", "images", "skipped", "multiarch", "keys")
-                 if k in counters}
+        step = self.step()
+        view = step.progress_view(self.ctl.plan_of(self.STEP), self.ctl.counters.get(self.STEP)) if step else None
+        shown = view.counters if view else {}
         bar = self.query_one("#counters", CounterBar)
         bar.show(shown, title="rescan", styles={"skipped": "warning"} if shown.get("skipped") else {})
         self.query_one("#phases", Static).update(self.phases())
 
     def phases(self) -> Content:
-        eng = self.ctl.engine
-        st = eng.state.step(self.STEP) if eng else None
-        plan = self.ctl.plan_of(self.STEP)
+        step = self.step()
+        if step is None:
+            return Content("")
+        view = step.progress_view(self.ctl.plan_of(self.STEP))
         lines: list[Content] = []
-        running = self.busy == "apply"
+        running = self.busy is Operation.APPLY
         first_open = True
-        for key, label in PHASES:
-            done = bool(st and st.journaled(key))
-            if done:
-                lines.append(Content.assemble(("✓ ", "$text-success"), label))
+        for phase in view.phases:
+            if phase.done:
+                lines.append(Content.assemble(("✓ ", "$text-success"), phase.label))
             elif running and first_open:
-                lines.append(Content.assemble(("⟳ ", "$text-warning bold"), (label, "bold")))
+                lines.append(Content.assemble(("⟳ ", "$text-warning bold"), (phase.label, "bold")))
                 first_open = False
             else:
-                lines.append(Content.assemble(("· ", "$foreground-muted"), (label, "$foreground-muted")))
+                lines.append(Content.assemble(("· ", "$foreground-muted"), (phase.label, "$foreground-muted")))
                 first_open = False if running else first_open
-        skipped: list[dict[str, Any]] = sorted(  # the scan is concurrent: its order is not stable
-            plan.data.get("skipped", []) if plan else [], key=lambda s: (s.get("repo", ""), s.get("tag") or ""))
-        if skipped:
-            lines.append(Content.styled(f"skipped by the rescan ({len(skipped)}), and why:", "$foreground-muted"))
-            for s in skipped[:12]:
-                name = s.get("repo", "?") + (f":{s['tag']}" if s.get("tag") else "")
-                lines.append(Content.assemble(("  – ", "$foreground-muted"), name, ("  " + str(s.get("reason", "")),
-                                                                                    "$text-warning")))
-            if len(skipped) > 12:
-                lines.append(Content.styled(f"  … and {len(skipped) - 12} more (see the transcript)",
+        if view.skipped:
+            lines.append(Content.styled(f"skipped by the rescan ({len(view.skipped)}), and why:",
+                                        "$foreground-muted"))
+            for s in view.skipped[:12]:
+                lines.append(Content.assemble(("  – ", "$foreground-muted"), s.name, ("  " + s.reason,
+                                                                                      "$text-warning")))
+            if len(view.skipped) > 12:
+                lines.append(Content.styled(f"  … and {len(view.skipped) - 12} more (see the transcript)",
                                             "$foreground-muted"))
         msgs = self.ctl.phases.get(self.STEP) or []
-        if msgs and (running or (st and st.status in ("applying", "failed"))):
+        if msgs and (running or self.status in (Status.APPLYING, Status.FAILED)):
             lines.append(Content.assemble(("now: ", "$foreground-muted"), msgs[-1]))
         return Content("\n").join(lines)
-
-    def confirm_lines(self) -> list[str]:
-        plan = self.ctl.plan_of(self.STEP)
-        n_img = len(plan.data.get("image_puts", {})) if plan else 0
-        return ["The manager is stopped, the registry keys are written in one transaction, "
-                f"{n_img} rescanned image keys are written, and the manager is started again.",
-                "Sessions keep running; service ports disconnect briefly while the manager restarts."]
 
     def action_edit_json(self) -> None:
         self.query_one("#editor", JsonEditor).text_area.focus()

@@ -9,12 +9,14 @@ written and no lock is held until Begin.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.content import Content
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
@@ -23,7 +25,7 @@ from widgets.cluster_header import ClusterHeader
 from widgets.items import CheckItem
 
 from ..dialogs import ConfirmDialog, ResumeDialog
-from ..messages import Update
+from ..messages import ProbeFinished, RunOpened, Update
 
 if TYPE_CHECKING:
     from ..app import MigrationApp
@@ -35,16 +37,30 @@ INTRO = ("This wizard moves the cluster's kernel images from Docker Hub (index.d
          "before it is made, and nothing is written without your confirmation.")
 
 
+class Phase(StrEnum):
+    """Where the start screen is: checking the connections, ready to begin, failed, opening."""
+
+    PROBING = "probing"
+    READY = "ready"
+    FAILED = "failed"
+    OPENING = "opening"
+
+
 class StartScreen(Screen[None]):
     BINDINGS = [
         Binding("enter,ctrl+n", "begin", "Begin", id="begin", tooltip="Open the run (takes the cluster lock)"),
         Binding("ctrl+r", "recheck", "Check again", id="recheck", tooltip="Re-read the files, reconnect"),
     ]
 
+    # The screen's phase: set by the probe and the run's opening; the view follows it.
+    state: var[Phase] = var(Phase.PROBING, init=False, bindings=True)
+
     def __init__(self) -> None:
         super().__init__(id="start")
-        self.state = "probing"   # probing | ready | failed | opening
         self.offered = False
+
+    def watch_state(self) -> None:
+        self.render_config()
 
     @property
     def wizard(self) -> MigrationApp:
@@ -69,22 +85,22 @@ class StartScreen(Screen[None]):
         self.recheck()
 
     def recheck(self) -> None:
-        self.state = "probing"
+        self.state = Phase.PROBING
         self.offered = False
         self.wizard.controller.run_probe()
         self.render_config()
 
     def hear(self, u: Update) -> None:
         ctl = self.wizard.controller
-        if u.kind == "probe":
+        if isinstance(u, ProbeFinished):
             res = ctl.probe_result
-            self.state = "ready" if res and res.ready else "failed"
+            self.state = Phase.READY if res and res.ready else Phase.FAILED
             self.render_config()
-            if self.state == "ready" and res and res.unfinished and not self.offered:
+            if self.state is Phase.READY and res and res.unfinished and not self.offered:
                 self.offered = True
                 self.offer_resume()
-        elif u.kind == "opened" and u.error:
-            self.state = "failed" if not (ctl.probe_result and ctl.probe_result.ready) else "ready"
+        elif isinstance(u, RunOpened) and u.error:
+            self.state = Phase.READY if ctl.probe_result and ctl.probe_result.ready else Phase.FAILED
             self.render_config()
 
     # -- rendering ---------------------------------------------------------------------------------
@@ -98,7 +114,7 @@ class StartScreen(Screen[None]):
             ("Backend.AI registry migration", "bold"), ("  Docker Hub → ", "$foreground-muted"), (target, "bold")))
         self.query_one("#start-intro", Static).update(INTRO.format(target=target))
         self.query_one("#start-config", Static).update(self.config_lines())
-        res = ctl.probe_result if self.state != "probing" else None
+        res = ctl.probe_result if self.state is not Phase.PROBING else None
         checks = [CheckItem(c.name, c.ok, c.detail) for c in res.checks] if res else []
         view = self.query_one("#start-checks", ChecksView)
         if checks:
@@ -140,11 +156,11 @@ class StartScreen(Screen[None]):
 
     def hint(self) -> Content:
         ctl = self.wizard.controller
-        if self.state == "probing":
+        if self.state is Phase.PROBING:
             return Content.styled("Checking…", "$foreground-muted")
-        if self.state == "opening":
+        if self.state is Phase.OPENING:
             return Content.styled("Opening the run (taking the cluster lock)…", "bold")
-        if self.state == "failed":
+        if self.state is Phase.FAILED:
             return Content.assemble(("✗ ", "$text-error bold"),
                                     ("The wizard cannot start until the failures above are fixed. ", "bold"),
                                     "Fix them (another terminal is fine), then press ctrl+r to check again, "
@@ -157,9 +173,9 @@ class StartScreen(Screen[None]):
     # -- actions ---------------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "begin":
-            return True if self.state == "ready" else None
+            return True if self.state is Phase.READY else None
         if action == "recheck":
-            return None if self.state in ("probing", "opening") else True
+            return None if self.state in (Phase.PROBING, Phase.OPENING) else True
         return True
 
     def action_recheck(self) -> None:
@@ -176,7 +192,7 @@ class StartScreen(Screen[None]):
         self.open(resume=True)
 
     def open(self, *, resume: bool) -> None:
-        self.state = "opening"
+        self.state = Phase.OPENING
         self.render_config()
         self.wizard.begin(resume=resume)
 

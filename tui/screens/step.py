@@ -3,9 +3,12 @@
 A step screen is built from the engine's state, never the other way round: on mount and on
 every update it re-reads status, findings, plan and verification from the controller, so
 going back and forth, or resuming after a dropped link, shows the same thing. Operator edits
-go into `cluster.plan` (the plan file's data) and make the current plan *stale*: Apply stays
-greyed (check_action -> None, reference/textual.md s.2 "Gating Next") until the step is
-planned again, so what is applied is always what was reviewed.
+are posted to the controller as commands (`backends.steps.edits`); a taken edit makes the
+current plan *stale*: Apply stays greyed (`check_action` returns None, which Textual shows
+as a disabled binding) until the step is planned again, so what is applied is always what
+was reviewed. What is on screen lives in reactives: a widget is redrawn only when the value
+it shows changed (engine events arrive by the hundred during a scan, and a re-layout or a
+footer rebuild per event would eat the CPU the engine's etcd client needs).
 
 Keys: letters act only when no text field has focus (a TextArea or Input would swallow them,
 and the footer hides them meanwhile); the wizard's navigation is on ctrl keys that neither
@@ -21,52 +24,72 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.content import Content
+from textual.reactive import var
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Input, Static, TextArea
 
-from backends.state import FINISHED
-from backends.steps import STEP_CLASSES
-from backends.steps.base import StepPlan, Verification
+from backends.statuses import Operation, Status
+from backends.steps.base import StepMeta
 from widgets.change_table import ChangeTable
 from widgets.checks import ChecksView
 from widgets.cluster_header import ClusterHeader
 from widgets.findings import FindingsView
+from widgets.items import ChangeItem, CheckItem, FindingItem, StepItem
 from widgets.step_list import StepList
 
-from ..controller import SKIPPABLE
 from ..convert import change_items, check_items, finding_items, step_items
 from ..dialogs import ConfirmDialog, TypedConfirmDialog
-from ..messages import Update
+from ..messages import CellsChanged, EventHeard, OpFinished, Update
 
 if TYPE_CHECKING:
     from ..app import MigrationApp
-    from ..controller import Controller
-
-PLANNABLE = frozenset({"pending", "inspecting", "inspected", "planned", "blocked", "failed", "rolled-back"})
-APPLYABLE = frozenset({"planned", "failed", "applying"})
+    from ..controller import Controller, Identity
 # Actions that are single letters: hidden while a text field has focus (it would eat them).
 LETTER_ACTIONS = frozenset({"plan", "apply", "verify", "rollback", "skip", "retry", "edit_json",
                             "toggle_target", "toggle_hub", "toggle_remove", "transcript"})
 
-STATUS_TEXT: dict[str, str] = {
-    "pending": "not started",
-    "inspecting": "inspecting…",
-    "inspected": "inspected",
-    "planned": "planned: review the changes, then press a to apply",
-    "applying": "applying…",
-    "applied": "applied: verification pending (press v)",
-    "verified": "done and verified",
-    "skipped": "skipped",
-    "failed": "failed",
-    "blocked": "blocked",
-    "rolled-back": "rolled back: plan again to redo it",
+STATUS_TEXT: dict[Status, str] = {
+    Status.PENDING: "not started",
+    Status.INSPECTING: "inspecting…",
+    Status.INSPECTED: "inspected",
+    Status.PLANNED: "planned: review the changes, then press a to apply",
+    Status.APPLYING: "applying…",
+    Status.APPLIED: "applied: verification pending (press v)",
+    Status.VERIFIED: "done and verified",
+    Status.SKIPPED: "skipped",
+    Status.FAILED: "failed",
+    Status.BLOCKED: "blocked",
+    Status.ROLLED_BACK: "rolled back: plan again to redo it",
 }
+STATUS_STYLE: dict[Status, str] = {Status.VERIFIED: "$text-success bold", Status.FAILED: "$text-error bold",
+                                   Status.BLOCKED: "$text-error bold", Status.SKIPPED: "$foreground-muted",
+                                   Status.APPLYING: "$text-warning bold"}
+STATUS_GLYPH: dict[Status, str] = {Status.VERIFIED: "✔ ", Status.FAILED: "✗ ", Status.BLOCKED: "⊘ ",
+                                   Status.APPLYING: "⟳ "}
+BUSY_TEXT: dict[Operation, str] = {Operation.REFRESH: "inspecting and planning…", Operation.APPLY: "applying…",
+                                   Operation.VERIFY: "verifying…", Operation.ROLLBACK: "rolling back…",
+                                   Operation.SKIP: "skipping…"}
 
 
 class StepScreen(Screen[None]):
+    """A step's screen. Subclasses exist only for steps with widgets of their own (an editor, an
+    editable table, a grid); they declare the step they show in `STEP`. Every other step is shown
+    by this class itself, given the step id."""
+
     STEP: ClassVar[str] = ""
     AUTO_FOCUS = None
+
+    # What is on screen: set by refresh_view() from the controller, drawn by the watchers.
+    identity: var[Identity | None] = var(None, init=False)
+    sidebar: var[tuple[StepItem, ...]] = var((), init=False)
+    title_line: var[Content] = var(Content(""), init=False)
+    status_line: var[Content] = var(Content(""), init=False)
+    finding_rows: var[tuple[FindingItem, ...]] = var((), init=False)
+    plan_rows: var[tuple[ChangeItem, ...] | None] = var(None, init=False)
+    plan_heading: var[Content] = var(Content(""), init=False)
+    check_rows: var[tuple[CheckItem, ...] | None] = var(None, init=False)
+    key_states: var[tuple[Any, ...]] = var((), init=False)
 
     BINDINGS = [
         Binding("ctrl+n", "next", "Next", id="next", tooltip="Go to the next step (when this one is done)"),
@@ -78,16 +101,18 @@ class StepScreen(Screen[None]):
         Binding("s", "skip", "Skip", id="skip", tooltip="Skip this optional step"),
     ]
 
-    def __init__(self) -> None:
+    def __init__(self, step: str | None = None) -> None:
+        if step is not None:
+            self.STEP = step
         # Classes known before mount: changing them afterwards restyles the whole screen.
         ctl: Controller = self.app.controller  # type: ignore[attr-defined]
-        classes = ["step-screen"]
-        if ctl.status(self.STEP) in FINISHED:
+        meta = ctl.meta(self.STEP)
+        classes = ["step-screen", *(["-grid"] if meta.grid else []), *(["-checklist"] if meta.checklist else [])]
+        if ctl.status(self.STEP).finished:
             classes.append("-done")
         if ctl.blocking(self.STEP):
             classes.append("-blocked")
         super().__init__(id=f"step-{self.STEP}", classes=" ".join(classes))
-        self._shown: dict[str, Any] = {}
         self._refresh_pending = False
         self._change_index: int | None = None
 
@@ -101,11 +126,15 @@ class StepScreen(Screen[None]):
         return self.wizard.controller
 
     @property
-    def status(self) -> str:
+    def meta(self) -> StepMeta:
+        return self.ctl.meta(self.STEP)
+
+    @property
+    def status(self) -> Status:
         return self.ctl.status(self.STEP)
 
     @property
-    def busy(self) -> str | None:
+    def busy(self) -> Operation | None:
         return self.ctl.busy.get(self.STEP)
 
     # -- layout --------------------------------------------------------------------------------
@@ -130,23 +159,27 @@ class StepScreen(Screen[None]):
     # The sections are built with the data they show (not filled after mount), so entering a
     # step lays the screen out once.
     def compose_findings(self) -> ComposeResult:
-        findings = self.ctl.findings(self.STEP)
-        self._shown["findings"] = [f.to_json() for f in findings]
-        yield FindingsView(finding_items(findings), id="findings")
+        rows = tuple(finding_items(self.ctl.findings(self.STEP)))
+        self.set_reactive(StepScreen.finding_rows, rows)
+        yield FindingsView(list(rows), id="findings")
 
     def compose_plan(self) -> ComposeResult:
         plan = self.ctl.plan_of(self.STEP)
-        self._shown["plan"] = plan.to_json() if plan else None
-        yield Static(self.plan_title(), id="plan-title", classes="section", markup=False)
+        rows = tuple(change_items(plan.changes)) if plan else None
+        self.set_reactive(StepScreen.plan_rows, rows)
+        heading = self.plan_title()
+        self.set_reactive(StepScreen.plan_heading, heading)
+        yield Static(heading, id="plan-title", classes="section", markup=False)
         # always shown (an empty plan says so): the cursor starts here on every step, and a
         # focus target that comes and goes would make where the keys go depend on timing
-        yield ChangeTable(change_items(plan.changes) if plan else [], id="changes")
+        yield ChangeTable(list(rows or ()), id="changes")
 
     def compose_checks(self) -> ComposeResult:
         v = self.ctl.verification(self.STEP)
-        self._shown["checks"] = [c.to_json() for c in v.checks] if v else None
+        rows = tuple(check_items(v.checks)) if v else None
+        self.set_reactive(StepScreen.check_rows, rows)
         title = Static("Verification", id="checks-title", classes="section", markup=False)
-        view = ChecksView(check_items(v.checks) if v else [], id="checks")
+        view = ChecksView(list(rows or ()), id="checks")
         title.display = view.display = v is not None
         yield title
         yield view
@@ -167,31 +200,32 @@ class StepScreen(Screen[None]):
 
     def maybe_start(self) -> None:
         """Entering a step inspects and plans it (read-only) unless that was done this session."""
-        if self.busy or self.status in FINISHED or self.status in ("applying", "applied"):
+        if self.busy or self.status.finished or self.status in (Status.APPLYING, Status.APPLIED):
             return
         if self.STEP not in self.wizard.refreshed:
             self.wizard.refreshed.add(self.STEP)
             # off in the plan file: skipped, as the headless runner does (reason in the transcript)
-            self.ctl.run(self.STEP, "skip" if self.ctl.disabled_by_plan(self.STEP) else "refresh")
+            self.ctl.run(self.STEP, Operation.SKIP if self.ctl.disabled_reason(self.STEP) else Operation.REFRESH)
 
     def hear(self, u: Update) -> None:
         if not self.alive:
             return
-        if u.kind == "pulls":
+        if isinstance(u, CellsChanged):
             if u.step == self.STEP:
-                self.on_pulls(u.cells)
+                self.on_cells(u)
             return
-        if u.kind == "event" and u.step not in (None, self.STEP):
+        if isinstance(u, EventHeard) and u.step not in (None, self.STEP):
             # another step's status: only the sidebar changes
             self.refresh_steps()
             return
-        self.on_step_update(u)
+        if isinstance(u, OpFinished) and u.step == self.STEP:
+            self.on_op_finished(u)
         self.schedule_refresh()
 
-    def on_step_update(self, u: Update) -> None:
-        """Hook: an update about this step (event, op start/done) before the view refreshes."""
+    def on_op_finished(self, u: OpFinished) -> None:
+        """Hook: an operation on this step ended (before the view refreshes)."""
 
-    def on_pulls(self, cells: list[Any]) -> None:
+    def on_cells(self, u: CellsChanged) -> None:
         """Hook for grid screens: a batch of coalesced cell states."""
 
     def schedule_refresh(self) -> None:
@@ -209,75 +243,76 @@ class StepScreen(Screen[None]):
         """Mounted and not being removed (a switch_screen prunes it while messages still arrive)."""
         return self.is_attached and not self._pruning and bool(self.query("#header"))
 
-    # -- rendering ---------------------------------------------------------------------------------
+    # -- rendering: compute, assign the reactives; the watchers draw what changed -------------
     def refresh_steps(self) -> None:
-        statuses = self.ctl.statuses()
-        self._show_if_changed("steps", statuses, lambda: self._set_steps(statuses))
+        self.sidebar = tuple(step_items(self.ctl.statuses(), self.ctl.short_title))
 
-    def _set_steps(self, statuses: dict[str, str]) -> None:
+    def watch_sidebar(self, items: tuple[StepItem, ...]) -> None:
         steps = self.query_one("#steps", StepList)
-        steps.set_steps(step_items(statuses))
+        steps.set_steps(list(items))
         steps.current = self.STEP
 
+    def watch_identity(self, ident: Identity | None) -> None:
+        if ident is not None:
+            self.query_one("#header", ClusterHeader).update_identity(ident.namespace, ident.etcd, ident.manager,
+                                                                     ident.era, ident.dry_run)
+
+    def watch_title_line(self, line: Content) -> None:
+        self.query_one("#step-title", Static).update(line)
+
+    def watch_status_line(self, line: Content) -> None:
+        self.query_one("#step-state", Static).update(line)
+
+    def watch_finding_rows(self, rows: tuple[FindingItem, ...]) -> None:
+        self.query_one("#findings", FindingsView).show(list(rows))
+
+    def watch_plan_rows(self, rows: tuple[ChangeItem, ...] | None) -> None:
+        if self.query("#changes"):
+            self.query_one("#changes", ChangeTable).show(list(rows or ()))
+            self.refresh_bindings()   # the focused table's own keys (copy, edit) depend on its rows
+
+    def watch_plan_heading(self, heading: Content) -> None:
+        if self.query("#plan-title"):
+            self.query_one("#plan-title", Static).update(heading)
+
+    def watch_check_rows(self, rows: tuple[CheckItem, ...] | None) -> None:
+        if self.query("#checks"):
+            self.query_one("#checks", ChecksView).show(list(rows or ()))
+            self.query_one("#checks-title", Static).display = rows is not None
+            self.query_one("#checks", ChecksView).display = rows is not None
+
+    def watch_key_states(self) -> None:
+        self.refresh_bindings()   # rebuilds the footer: only when some binding's state changed
+
     def refresh_view(self) -> None:
-        """Everything from the controller; each widget is touched only when its data changed
-        (engine events arrive by the hundred during a scan, and a re-layout or a footer rebuild
-        per event would eat the CPU the engine's etcd client needs)."""
-        ident = self.ctl.identity()
-        self._show_if_changed("identity", ident, lambda: self.query_one("#header", ClusterHeader).update_identity(
-            ident.namespace, ident.etcd, ident.manager, ident.era, ident.dry_run))
+        """Everything from the controller into the reactives."""
+        self.identity = self.ctl.identity()
         self.refresh_steps()
         ids = self.ctl.step_ids()
         n = ids.index(self.STEP) + 1 if self.STEP in ids else 0
-        runbook = self.ctl.runbook(self.STEP).split(":", 1)[0]
-        runbook = f"runbook step {runbook}" if runbook[:1].isdigit() else f"runbook: {runbook}"
-        self._show_if_changed("title", n, lambda: self.query_one("#step-title", Static).update(Content.assemble(
-            (f"step {n} of {len(ids)}  ", "$foreground-muted"), (self.ctl.title(self.STEP), "bold"),
-            (f"   ({runbook})", "$foreground-muted"))))
-        line = self.state_line()
-        self._show_if_changed("state", line.markup, lambda: self.query_one("#step-state", Static).update(line))
-        self.set_class(self.status in FINISHED, "-done")
+        self.title_line = Content.assemble((f"step {n} of {len(ids)}  ", "$foreground-muted"),
+                                           (self.meta.title, "bold"), (f"   ({self.meta.runbook_ref})",
+                                                                       "$foreground-muted"))
+        self.status_line = self.make_status_line()
+        self.set_class(self.status.finished, "-done")
         self.set_class(bool(self.ctl.blocking(self.STEP)), "-blocked")
-        self._show_if_changed("findings", [f.to_json() for f in self.ctl.findings(self.STEP)],
-                              lambda: self.query_one("#findings", FindingsView).show(
-                                  finding_items(self.ctl.findings(self.STEP))))
+        self.finding_rows = tuple(finding_items(self.ctl.findings(self.STEP)))
         plan = self.ctl.plan_of(self.STEP)
-        if self.query("#changes"):
-            self._show_if_changed("plan", plan.to_json() if plan else None, lambda: self._show_plan(plan))
-            title = self.plan_title()
-            self._show_if_changed("plan-title", title.markup,
-                                  lambda: self.query_one("#plan-title", Static).update(title))
-        if self.query("#checks"):
-            v = self.ctl.verification(self.STEP)
-            self._show_if_changed("checks", [c.to_json() for c in v.checks] if v else None,
-                                  lambda: self._show_checks(v))
+        self.plan_rows = tuple(change_items(plan.changes)) if plan else None
+        self.plan_heading = self.plan_title()
+        v = self.ctl.verification(self.STEP)
+        self.check_rows = tuple(check_items(v.checks)) if v else None
         self.refresh_step()
         self.refresh_keys()
 
-    def _show_plan(self, plan: StepPlan | None) -> None:
-        self.query_one("#changes", ChangeTable).show(change_items(plan.changes) if plan else [])
-        self.refresh_bindings()   # the focused table's own keys (copy, edit) depend on its rows
-
-    def _show_checks(self, v: Verification | None) -> None:
-        self.query_one("#checks", ChecksView).show(check_items(v.checks) if v else [])
-        self.query_one("#checks-title", Static).display = v is not None
-        self.query_one("#checks", ChecksView).display = v is not None
-
     def refresh_keys(self) -> None:
-        """refresh_bindings() rebuilds the footer: only when some binding's state changed."""
         names = {b.action for cls in type(self).__mro__ for b in getattr(cls, "BINDINGS", ())
                  if isinstance(b, Binding)}
         state = tuple((a, self.check_action(a, ())) for a in sorted(names))
-        state += (("text", self._text_focused()),)
-        self._show_if_changed("keys", state, self.refresh_bindings)
+        self.key_states = (*state, ("text", self._text_focused()))
 
     def refresh_step(self) -> None:
         """Hook: the step's own widgets, from the controller's state."""
-
-    def _show_if_changed(self, key: str, value: Any, show: Any) -> None:
-        if self._shown.get(key, object()) != value:
-            self._shown[key] = value
-            show()
 
     def plan_title(self) -> Content:
         plan = self.ctl.plan_of(self.STEP)
@@ -289,37 +324,33 @@ class StepScreen(Screen[None]):
             parts += ["  ", ("(out of date: inputs changed, press p)", "$text-warning bold")]
         return Content.assemble(*parts)
 
-    def state_line(self) -> Content:
+    def make_status_line(self) -> Content:
         st = self.status
         busy = self.busy
         if busy:
-            words = {"refresh": "inspecting and planning…", "apply": "applying…", "verify": "verifying…",
-                     "rollback": "rolling back…", "skip": "skipping…"}
-            return Content.assemble(("⟳ ", "$text-warning bold"), (words.get(busy, busy + "…"), "bold"),
-                                    self.busy_hint())
-        if self.ctl.stale(self.STEP) and st in PLANNABLE:
+            return Content.assemble(("⟳ ", "$text-warning bold"), (BUSY_TEXT[busy], "bold"), self.busy_hint())
+        if self.ctl.stale(self.STEP) and st.plannable:
             return Content.assemble(("! ", "$text-warning bold"),
                                     ("inputs changed since the plan: press p to plan again", "$text-warning"))
-        text = STATUS_TEXT.get(st, st)
-        style = {"verified": "$text-success bold", "failed": "$text-error bold", "blocked": "$text-error bold",
-                 "skipped": "$foreground-muted", "applying": "$text-warning bold"}.get(st, "bold")
-        glyph = {"verified": "✔ ", "failed": "✗ ", "blocked": "⊘ ", "applying": "⟳ "}.get(st, "• ")
+        text = STATUS_TEXT[st]
+        style = STATUS_STYLE.get(st, "bold")
+        glyph = STATUS_GLYPH.get(st, "• ")
         parts: list[tuple[str, str] | str] = [(glyph, style), (text, style)]
-        if st == "blocked":
+        if st is Status.BLOCKED:
             b = self.ctl.blocking(self.STEP)
             if b:
                 parts += [": ", b[0].message]
                 if b[0].fix:
                     parts += ["  fix: ", (b[0].fix, "$text-success")]
-        elif st == "failed":
+        elif st is Status.FAILED:
             err = self.ctl.error_of(self.STEP)
             if err:
                 parts += [": ", err]
-        elif st == "applying":
+        elif st is Status.APPLYING:
             parts += [("  interrupted: press a to resume (finished work is not repeated)", "$text-warning")]
-        elif st in FINISHED:
+        elif st.finished:
             parts += [("   ctrl+n: next step", "$foreground-muted")]
-        if self.ctl.dry_run and st in ("planned", "applied", "verified"):
+        if self.ctl.dry_run and st in (Status.PLANNED, Status.APPLIED, Status.VERIFIED):
             parts += [("   (dry run: nothing is written)", "$text-warning")]
         return Content.assemble(*parts)
 
@@ -343,29 +374,30 @@ class StepScreen(Screen[None]):
             return action in ("back",) or None
         st, busy = self.status, self.busy
         if action == "next":
-            return True if (st in FINISHED and not busy and self.inputs_ok()) else None
+            return True if (st.finished and not busy and self.inputs_ok()) else None
         if action == "back":
             ids = self.ctl.step_ids()
             return self.STEP in ids and ids.index(self.STEP) > 0
         if action == "plan":
-            if st not in PLANNABLE:
+            if not st.plannable:
                 return False
             return None if busy else True
         if action == "apply":
-            if st not in APPLYABLE:
+            if not st.applyable:
                 return False
-            if busy or self.ctl.blocking(self.STEP) and st != "applying":
+            if busy or self.ctl.blocking(self.STEP) and st is not Status.APPLYING:
                 return None
             if self.ctl.plan_of(self.STEP) is None or self.ctl.stale(self.STEP) or not self.inputs_ok():
                 return None
             return True
         if action == "verify":
-            return st in ("applied", "failed") and self.ctl.plan_of(self.STEP) is not None and not busy
+            return st in (Status.APPLIED, Status.FAILED) and self.ctl.plan_of(self.STEP) is not None and not busy
         if action == "rollback":
-            return (self.ctl.reversible(self.STEP) and self.ctl.has_backup(self.STEP) and not busy
-                    and st in ("applied", "verified", "failed"))
+            return (self.meta.reversible and self.ctl.has_backup(self.STEP) and not busy
+                    and st in (Status.APPLIED, Status.VERIFIED, Status.FAILED))
         if action == "skip":
-            return self.STEP in SKIPPABLE and st not in ("verified", "skipped", "applying") and not busy
+            return (self.meta.skippable and st not in (Status.VERIFIED, Status.SKIPPED, Status.APPLYING)
+                    and not busy)
         return True
 
     def inputs_ok(self) -> bool:
@@ -385,51 +417,42 @@ class StepScreen(Screen[None]):
 
     def action_plan(self) -> None:
         if self.check_action("plan", ()) is True:
-            self.before_plan()
-            self.ctl.run(self.STEP, "refresh")
-
-    def before_plan(self) -> None:
-        """Hook: push pending edits into the plan before planning."""
+            self.ctl.run(self.STEP, Operation.REFRESH)
 
     def action_apply(self) -> None:
         if self.check_action("apply", ()) is not True:
             return
         plan = self.ctl.plan_of(self.STEP)
         assert plan is not None
-        if self.status == "applying":
+        if self.status is Status.APPLYING:
             # Resuming an interrupted apply: the same, already confirmed plan.
-            self.ctl.run(self.STEP, "apply")
+            self.ctl.run(self.STEP, Operation.APPLY)
             return
-        cls_ = STEP_CLASSES[self.STEP]
-        if not cls_.writes:
-            self.ctl.run(self.STEP, "apply")
+        if not self.meta.writes:
+            self.ctl.run(self.STEP, Operation.APPLY)
             return
         lines = [plan.summary, f"{len(plan.changes)} change(s), each listed in the plan with its command."]
-        lines += self.confirm_lines()
+        lines += self.ctl.confirm_lines(self.STEP)
         if self.ctl.dry_run:
             lines.append("Dry run: nothing is written; the wizard records what would change.")
-        elif self.ctl.reversible(self.STEP):
+        elif self.meta.reversible:
             lines.append("A backup is taken first; x rolls this step back.")
         else:
             lines.append("This step cannot be rolled back.")
 
         def done(ok: object) -> None:
             if ok:
-                self.ctl.run(self.STEP, "apply")
+                self.ctl.run(self.STEP, Operation.APPLY)
 
-        title = f"Apply {self.ctl.title(self.STEP).lower()}?"
+        title = f"Apply {self.meta.title.lower()}?"
         if plan.destructive and not self.ctl.dry_run:
             self.app.push_screen(TypedConfirmDialog(title, lines, self.STEP), done)
         else:
             self.app.push_screen(ConfirmDialog(title, lines), done)
 
-    def confirm_lines(self) -> list[str]:
-        """Hook: what else the confirmation says (e.g. the manager is stopped meanwhile)."""
-        return []
-
     def action_verify(self) -> None:
         if self.check_action("verify", ()) is True:
-            self.ctl.run(self.STEP, "verify")
+            self.ctl.run(self.STEP, Operation.VERIFY)
 
     def action_rollback(self) -> None:
         if self.check_action("rollback", ()) is not True:
@@ -437,9 +460,9 @@ class StepScreen(Screen[None]):
 
         def done(ok: object) -> None:
             if ok:
-                self.ctl.run(self.STEP, "rollback")
+                self.ctl.run(self.STEP, Operation.ROLLBACK)
 
-        self.app.push_screen(ConfirmDialog(f"Roll back {self.ctl.title(self.STEP).lower()}?", [
+        self.app.push_screen(ConfirmDialog(f"Roll back {self.meta.title.lower()}?", [
             "Restores what this step overwrote, from the backup taken before it wrote.",
             "Later steps that depend on it may need to be planned again.",
         ]), done)
@@ -450,9 +473,9 @@ class StepScreen(Screen[None]):
 
         def done(ok: object) -> None:
             if ok:
-                self.ctl.run(self.STEP, "skip")
+                self.ctl.run(self.STEP, Operation.SKIP)
 
-        self.app.push_screen(ConfirmDialog(f"Skip {self.ctl.title(self.STEP).lower()}?", [
+        self.app.push_screen(ConfirmDialog(f"Skip {self.meta.title.lower()}?", [
             "Nothing of this step is done; the run goes on with the next step.",
         ]), done)
 

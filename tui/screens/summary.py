@@ -14,6 +14,7 @@ from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from backends.statuses import Status
 from widgets.cluster_header import ClusterHeader
 from widgets.step_list import STATUS_LOOK
 
@@ -56,11 +57,11 @@ class SummaryScreen(Screen[None]):
         self.query_one("#header", ClusterHeader).update_identity(ident.namespace, ident.etcd, ident.manager,
                                                                 ident.era, ident.dry_run)
         statuses = ctl.statuses()
-        failed = [s for s, st in statuses.items() if st not in ("verified", "skipped")]
+        failed = [s for s, st in statuses.items() if not st.finished]
         if ctl.dry_run:
             title = Content.assemble(("Dry run complete", "bold"), ": every step was walked; nothing was written.")
         elif not failed:
-            target = ctl.plan.target if ctl.plan else "the target registry"
+            target = ctl.target() or "the target registry"
             title = Content.assemble(("✔ Migration complete", "$text-success bold"),
                                      f": the cluster now uses {target}.")
         else:
@@ -75,11 +76,10 @@ class SummaryScreen(Screen[None]):
             checks = f"{sum(c.ok for c in v.checks)}/{len(v.checks)} checks ok" if v else ""
             lines.append(Content.assemble((f"{glyph} ", style), (f"{ctl.title(sid):<36}", "bold"),
                                           (f"{st:<10}", style), "  ", (checks, "$foreground-muted")))
-            if plan is not None and st != "skipped":
+            if plan is not None and st is not Status.SKIPPED:
                 lines.append(Content.styled(f"    {plan.summary}", "$foreground-muted"))
         if self.finished and not ctl.dry_run:
-            mt = statuses.get("maintenance")
-            if mt in ("verified", "applied"):
+            if ctl.freeze_lifted():
                 lines.append(Content.styled("New sessions are allowed again; the announcement was restored.",
                                             "$text-success"))
         self.query_one("#summary-steps", Static).update(Content("\n").join(lines))

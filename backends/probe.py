@@ -1,4 +1,4 @@
-"""The start screen's look at the cluster: configuration, connections, an unfinished run.
+"""A first look before a run opens (the wizard's start screen): configuration, connections, an unfinished run.
 
 Everything here is read-only and returns plain data; a failure is one line with its fix
 (MigrateError.one_line), because the operator reads it over SSH with nothing else to go on.
@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from backends.cluster import Cluster
-from backends.config import Settings
-from backends.errors import MigrateError
-from backends.plan_file import PlanFile
-from backends.state import FINISHED, STATE_FILE, default_state_dir
-from backends.steps import STEP_ORDER
+from .cluster import Cluster
+from .config import Settings
+from .errors import MigrateError
+from .plan_file import PlanFile
+from .state import STATE_FILE, default_state_dir
+from .statuses import FINISHED
+from .steps import STEP_ORDER
 
 
 @dataclass
@@ -127,6 +128,13 @@ async def probe(settings: Settings | None, plan: PlanFile | None, errors: dict[s
                                     required=False))
     finally:
         await cluster.close()
+    return with_run_state(out, settings, dry_run=dry_run, state_dir=state_dir)
+
+
+def with_run_state(out: ProbeResult, settings: Settings, *, dry_run: bool, state_dir: Path | None) -> ProbeResult:
+    """The local part of the probe: is there an unfinished run in this machine's state directory?"""
+    out.checks = [c for c in out.checks if c.name != "run state"]
+    out.state_dir = out.unfinished = None
     if dry_run:
         out.checks.append(Check("run state", True, "dry run: no state is read or written", required=False))
         return out

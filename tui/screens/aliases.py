@@ -10,12 +10,11 @@ quoting) yellow.
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
+from textual.reactive import var
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -49,9 +48,11 @@ class AliasesScreen(StepScreen):
                 tooltip="Delete the highlighted alias (dealias), or keep it again"),
     ]
 
+    # the aliases as the table shows them; the table is rebuilt only when they change
+    alias_rows: var[tuple[AliasView, ...]] = var((), init=False)
+
     def __init__(self) -> None:
         super().__init__()
-        self._rows_key: Any = None
         self._highlighted: str | None = None
 
     def compose_body(self) -> ComposeResult:
@@ -74,25 +75,24 @@ class AliasesScreen(StepScreen):
         return step.rows(self.ctl.plan_of(self.STEP)) if step is not None else []  # type: ignore[attr-defined]
 
     def refresh_step(self) -> None:
-        rows = self.rows()
-        key = [(r.alias, r.proposed, r.status, r.risky) for r in rows]
-        if key != self._rows_key:
-            self._rows_key = key
-            table_rows, styles = [], {}
-            for r in rows:
-                status = r.status + (" · risky name" if r.risky else "")
-                proposed = r.proposed or ("(delete)" if r.removed else "(choose a target)" if r.unresolved else "")
-                table_rows.append({"alias": r.alias, "current": short_ref(r.current, 24), "proposed": proposed,
-                                   "status": status})
-                style = STYLE.get(r.status, "")
-                if r.risky and style != "error":
-                    style = "warning"
-                if style:
-                    styles[r.alias] = style
-            self.query_one("#aliases", EditableTable).set_rows(COLUMNS, table_rows, row_key="alias",
-                                                               editable="proposed", styles=styles)
-            self.refresh_bindings()   # the table's own Edit key appears once it has rows
+        self.alias_rows = tuple(self.rows())
         self._show_detail()
+
+    def watch_alias_rows(self, rows: tuple[AliasView, ...]) -> None:
+        table_rows, styles = [], {}
+        for r in rows:
+            status = r.status + (" · risky name" if r.risky else "")
+            proposed = r.proposed or ("(delete)" if r.removed else "(choose a target)" if r.unresolved else "")
+            table_rows.append({"alias": r.alias, "current": short_ref(r.current, 24), "proposed": proposed,
+                               "status": status})
+            style = STYLE.get(r.status, "")
+            if r.risky and style != "error":
+                style = "warning"
+            if style:
+                styles[r.alias] = style
+        self.query_one("#aliases", EditableTable).set_rows(COLUMNS, table_rows, row_key="alias",
+                                                           editable="proposed", styles=styles)
+        self.refresh_bindings()   # the table's own Edit key appears once it has rows
 
     def _show_detail(self) -> None:
         alias = self._highlighted

@@ -10,11 +10,10 @@ still resolve there is refused by the step itself (a blocking finding).
 
 from __future__ import annotations
 
-from typing import Any
-
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.reactive import var
 from textual.widget import Widget
 from textual.widgets import Static
 
@@ -36,9 +35,8 @@ class AllowlistsScreen(StepScreen):
                 tooltip="Allow or disallow index.docker.io for the highlighted domain"),
     ]
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._rows_key: Any = None
+    # every domain as the table shows it; the table is rebuilt only when they change
+    domain_rows: var[tuple[DomainView, ...]] = var((), init=False)
 
     def compose_body(self) -> ComposeResult:
         yield from self.compose_findings()
@@ -59,11 +57,9 @@ class AllowlistsScreen(StepScreen):
         return step.domains(self.ctl.plan_of(self.STEP)) if step is not None else []  # type: ignore[attr-defined]
 
     def refresh_step(self) -> None:
-        rows_in = self.domains()
-        key = [(d.domain, tuple(d.before), tuple(d.after)) for d in rows_in]
-        if key == self._rows_key:
-            return
-        self._rows_key = key
+        self.domain_rows = tuple(self.domains())
+
+    def watch_domain_rows(self, rows_in: tuple[DomainView, ...]) -> None:
         rows, styles = [], {}
         target = self.ctl.target()
         for d in rows_in:

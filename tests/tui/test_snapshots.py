@@ -56,9 +56,25 @@ def to(step: str | None, *then: str) -> RunBefore:
         if step is None:
             await wait_for(pilot, lambda: getattr(pilot.app.screen, "finished", False), "the summary")
         if then:
+            # the screen's last layout first (a busy machine draws late): keys that scroll
+            # (the editor's cursor) must start from the same place every time
+            await wait_idle(pilot)
+            await pilot.wait_for_scheduled_animations()
+            await pilot.pause(0.3)
             await pilot.press(*then)
             await pilot.pause(0.3)
         await wait_idle(pilot)
+        # a JSON editor validates 150 ms after the last key: wait for that, however busy the machine
+        editors = pilot.app.screen.query("JsonEditor")
+        if editors:
+            await wait_for(pilot, lambda: editors.first()._timer is None, "the editor's validation")
+            await wait_idle(pilot)
+            # where the page stands after the cursor moved depends on when each layout landed:
+            # show the editor's issues from a fixed place instead (the top, then just enough)
+            body = pilot.app.screen.query_one("#body")
+            body.scroll_to(y=0, animate=False, immediate=True)
+            body.scroll_to_widget(editors.first().query_one("#json-issues"), animate=False, immediate=True)
+            await pilot.pause(0.2)
 
     return run_before
 

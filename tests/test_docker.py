@@ -41,6 +41,7 @@ from backends.docker import (
 from backends.errors import ConfigError, ConnectError
 from backends.image_ref import parse_docker_ref
 from backends.sandbox import seed_images, services
+from backends.sandbox.cluster import Sandbox
 from backends.sandbox.layout import SandboxInfo, free_port
 from backends.sandbox.procs import Proc, port_open, wait_until
 
@@ -63,8 +64,20 @@ def _run(coro: object) -> object:
     return asyncio.run(coro)  # type: ignore[arg-type]
 
 
-@pytest.fixture(scope="session")
-def seeded(sandbox: SandboxInfo) -> Seeded:
+# One worker runs this module from start to end (the images it pushes exist for its span only).
+pytestmark = [pytest.mark.xdist_group("test_docker")]
+
+
+@pytest.fixture(scope="module")
+def seeded(sandbox: SandboxInfo) -> Iterator[Seeded]:
+    """Test images pushed into the sandbox's registries for this module, removed after it: a
+    scan elsewhere in the session must see the seeded catalogue only (`sandbox reset` drops
+    what was pushed since seeding)."""
+    yield _seed(sandbox)
+    Sandbox(sandbox.path).reset(log=lambda *_: None)
+
+
+def _seed(sandbox: SandboxInfo) -> Seeded:
     async def push() -> Seeded:
         hub = sandbox.hub_url
         k = await seed_images.push_image(hub, f"lablup/bairm-t-kernel-{SFX}", "1", KERNEL_LABELS,

@@ -197,6 +197,52 @@ def test_redactor_scrubs_encodings() -> None:
     assert r.redact_obj({"password": "x", "nested": ["hunter22"]}) == {"password": MASK, "nested": [MASK]}
 
 
+# Inputs that made the old patterns quadratic (issue 14, finding 3: 40 KB took 11.6 s, a 3 MB
+# announcement hung the run); each ends with credentials that must still be masked.
+ADVERSARIAL = {
+    "letters": "a" * 3_000_000,
+    "colons": "a:" * 1_500_000,
+    "scheme-then-letters": "x://" + "a" * 3_000_000,
+    "scheme-user-then-letters": "a://a:" + "a" * 3_000_000,
+    "many-schemes": "ab://a:" * 430_000,
+    "digits-and-letters": "1a" * 1_500_000,
+    "auth-headers": "Authorization: " * 200_000,
+    "auth-then-spaces": "Authorization:" + " " * 3_000_000,
+    "near-secret": "hunter22-secre" * 200_000,
+}
+TAIL = " https://admin:s3cr3t-pw@h/x Authorization: Bearer tok.en hunter22-secret"
+
+
+def test_redaction_is_linear_on_adversarial_text() -> None:
+    """Each 3 MB case in a child process with a deadline: a super-linear redactor fails in
+    seconds instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    code = f"""
+import json, sys, time
+from backends.secrets import Redactor, Secret
+r = Redactor([Secret("hunter22-secret")])
+r.add("s3cr3t-pw", user="admin")
+cases = {{k: v for k, v in json.loads(sys.stdin.read()).items()}}
+for name, text in cases.items():
+    t0 = time.perf_counter()
+    out = r.redact(text + {TAIL!r})
+    took = time.perf_counter() - t0
+    leaked = [s for s in ("s3cr3t-pw", "tok.en", "hunter22-secret") if s in out]
+    print(name, round(took, 3), ",".join(leaked) or "-", flush=True)
+"""
+    r = subprocess.run([sys.executable, "-c", code], input=json.dumps(ADVERSARIAL), capture_output=True,
+                       text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [line.split() for line in r.stdout.splitlines()]
+    assert [row[0] for row in rows] == list(ADVERSARIAL)
+    for name, took, leaked in rows:
+        # linear: about 0.2 s per 3 MB on the 2-CPU development machine; 3 s leaves room for load
+        assert float(took) < 3.0, f"{name}: {took}s"
+        assert leaked == "-", f"{name}: {leaked} not masked"
+
+
 def test_vault_seals_secret_keys(tmp_path: Path) -> None:
     v = Vault(tmp_path / "k" / "seal.key")
     tree = {"config/docker/registry/cr/password": "pw-123", "config/docker/registry/cr/username": "admin",

@@ -13,7 +13,15 @@ import re
 from collections.abc import Iterable
 
 MASK = "***"
-SEALED_PREFIX = "sealed:v1:"   # values sealed by backends.vault are ciphertext, kept as they are
+# Values sealed by backends.vault are ciphertext, kept as they are: v2 (AES-GCM) is written,
+# v1 (the earlier HMAC construction) is still read.
+SEALED_V1 = "sealed:v1:"
+SEALED_V2 = "sealed:v2:"
+SEALED_PREFIXES = (SEALED_V1, SEALED_V2)
+
+
+def is_sealed(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(SEALED_PREFIXES)
 
 
 class Secret:
@@ -121,12 +129,12 @@ class Redactor:
             return MASK
         if isinstance(obj, dict):
             return {k: (MASK if isinstance(k, str) and is_secret_key(k) and v not in (None, "")
-                        and not (isinstance(v, str) and v.startswith(SEALED_PREFIX))
+                        and not is_sealed(v)
                         else self.redact_obj(v)) for k, v in obj.items()}
         if isinstance(obj, (list, tuple)):
             return [self.redact_obj(v) for v in obj]
         if isinstance(obj, str):
-            return obj if obj.startswith(SEALED_PREFIX) else self.redact(obj)
+            return obj if is_sealed(obj) else self.redact(obj)
         return obj
 
 

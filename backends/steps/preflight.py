@@ -212,7 +212,7 @@ class PreflightStep(Step):
         store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for d in (store_dir, store_dir.parent):
             os.chmod(d, 0o700)
-        sealed = self.cluster.vault.seal_tree(snap.items)
+        sealed = self.cluster.vault.seal_tree(snap.items, scope=(snap.namespace, self.run.run_id if self.run else ""))
         for name, obj in (("etcd-namespace.json", nest_pairs("", sealed.items())), ("domains.json", domains)):
             path = store_dir / name
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

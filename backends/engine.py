@@ -172,8 +172,9 @@ class Engine:
         findings = await step.inspect()
         self.findings[step_id] = findings
         st.result = {**(st.result or {}), "findings": [f.to_json() for f in findings]}
-        if any(f.severity == "blocking" for f in findings) and st.status in ("pending", "inspecting", "blocked"):
-            self._set(step_id, "blocked", findings[0].message if findings else "")
+        first_blocking = next((f for f in findings if f.severity == "blocking"), None)
+        if first_blocking is not None and st.status in ("pending", "inspecting", "blocked"):
+            self._set(step_id, "blocked", first_blocking.message)
         elif st.status in ("inspecting", "blocked"):
             self._set(step_id, "inspected")
         else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -272,3 +273,78 @@ def test_state_is_atomic_private_and_secret_free(tmp_path: Path) -> None:
     assert back is not None
     assert back.step("a").backup == {"etcd": {"items": {"config/docker/registry/r/password": "reg-pass-777"}}}
     assert [p for p in os.listdir(store.dir) if p.endswith(".tmp")] == []
+
+
+# -- issue 14: inputs refused up front ---------------------------------------------------------
+
+@pytest.mark.parametrize(("value", "positive", "says"), [
+    (float("nan"), True, "is not a finite duration"), (float("inf"), False, "is not a finite duration"),
+    (float("-inf"), False, "is not a finite duration"), (0, True, "is not positive"),
+    ("0s", True, "is not positive"), ("0ms", True, "is not positive"), (-1, False, "is negative"),
+    ("31d", False, "is longer than 30 days"), (10 ** 400, False, "is not a finite duration"),
+    ("1e400", False, "is not a duration"),
+], ids=["nan", "inf", "-inf", "zero-timeout", "0s-timeout", "0ms-timeout", "negative", "31d", "int-10e400",
+        "string-1e400"])
+def test_durations_must_be_finite_and_in_range(value: object, positive: bool, says: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_duration(value, file="plan.toml", key="manager.timeout", positive=positive)
+    line = str(e.value)
+    assert line.startswith("plan.toml: [manager.timeout] ") and says in line and "; fix: write " in line, line
+    if "not a duration" not in says:
+        assert "(rule: a finite duration from " in line
+
+
+def test_toml_nan_and_infinity_are_refused_in_every_duration() -> None:
+    """Finding 7: `[manager] timeout = nan` made every wait end at once; `1e400` overflowed."""
+    for section, key in (("manager", "timeout"), ("prepull", "timeout"), ("cleanup", "wait_for_sessions"),
+                         ("cleanup", "poll_interval")):
+        for text in ("nan", "inf", "1e400"):
+            with pytest.raises(ConfigError, match=rf"\[{section}.{key}\] .* is not a finite duration"):
+                plan_from_mapping(tomllib.loads(f"[{section}]\n{key} = {text}\n"), file="plan.toml")
+    for section, key in (("manager", "timeout"), ("prepull", "timeout"), ("cleanup", "poll_interval")):
+        with pytest.raises(ConfigError, match=rf"\[{section}.{key}\] 0 is not positive"):
+            plan_from_mapping({section: {key: 0}}, file="plan.toml")
+    assert plan_from_mapping({"cleanup": {"wait_for_sessions": "0s"}}).cleanup.wait_for_sessions == 0
+
+
+@pytest.mark.parametrize(("target", "says"), [
+    ("index.docker.io", "is Docker Hub, the registry this migration moves away from"),
+    ("docker.io", "is Docker Hub"), ("registry-1.docker.io", "is Docker Hub"), ("INDEX.DOCKER.IO", "is Docker Hub"),
+    ("index.docker.io:443", "is Docker Hub"), ("registry.hub.docker.com", "is Docker Hub"),
+    ("https://cr.backend.ai", "must be a host name with an optional port"),
+    ("cr.backend.ai/stable", "must be a host name with an optional port"),
+    ("cr backend", "contains spaces"), ("x" * 300, "characters long"),
+])
+def test_the_target_must_be_a_registry_name_and_not_docker_hub(target: str, says: str) -> None:
+    """Finding 6: `target = "index.docker.io"` overwrote Docker Hub's entry before a check stopped it."""
+    with pytest.raises(ConfigError) as e:
+        plan_from_mapping({"target": {"registry": target}}, file="plan.toml")
+    line = str(e.value)
+    assert line.startswith("plan.toml: [target.registry] target registry ") and says in line, line
+    assert "(rule: the target is " in line and '; fix: ' in line and 'registry = "cr.backend.ai"' in line
+
+
+def test_values_too_large_for_etcd_or_a_url_are_refused() -> None:
+    long_project = validate(entry(project="a" * 300_000), target="cr.backend.ai")
+    assert not long_project.ok
+    (issue,) = long_project.errors
+    assert issue.path[-1] == "project" and issue.rule == "at most 255 characters per project name"
+    assert validate(entry(project="a" * 255), target="cr.backend.ai").ok
+    huge = validate(entry(project="a" * 2_000_000), target="cr.backend.ai")
+    assert [i.rule for i in huge.errors] == ["at most 1048576 bytes: its keys are written in one etcd transaction"]
+    url = validate(entry(**{"": "https://cr.backend.ai/" + "p" * 3000}), target="cr.backend.ai")
+    assert any(i.rule == "a base URL of at most 2048 characters" for i in url.errors)
+    with pytest.raises(ConfigError, match=r"\[maintenance.announcement\] has 3000000 bytes \(rule: at most 1048576 "
+                                          r"bytes, one etcd value\); fix: shorten it"):
+        plan_from_mapping({"maintenance": {"announcement": "x" * 3_000_000}}, file="plan.toml")
+
+
+def test_deep_nesting_is_an_error_not_a_recursion_error(tmp_path: Path) -> None:
+    deep = '{"config": {"docker": {"registry": {"cr.backend.ai": ' + "[" * 100_000 + "]" * 100_000 + "}}}}"
+    v = validate(deep, target="cr.backend.ai")
+    assert not v.ok and v.errors[0].rule == "JSON syntax" and "nests more than 32 levels" in v.errors[0].message
+    plan = tmp_path / "plan.toml"
+    plan.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ConfigError, match="nests arrays or tables too deeply"):
+        load_plan(plan)
+

@@ -18,7 +18,7 @@ import json
 import re
 import socket
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -329,6 +329,9 @@ class Database:
         self._pool: asyncpg.Pool | None = None
         self._era: SchemaEra | None = None
         self._redact = Redactor([settings.password] if settings.password else [])
+        # Awaited inside each write transaction just before it commits (the cluster lock's
+        # `ensure`): a run that lost its lock rolls back instead of committing (issue 14).
+        self.fence: Callable[[], Awaitable[None]] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     @property
@@ -516,6 +519,8 @@ class Database:
                     status = await conn.execute(SQL_SET_ALLOWLIST, name, after, before)
                     if status != "UPDATE 1":  # cannot happen under the row lock; refuse anyway
                         raise _conflict_error([(name, before, None)])
+                if self.fence is not None:
+                    await self.fence()
         except asyncpg.PostgresError as e:
             raise self._query_error(e, "updating domains.allowed_docker_registries") from None
         except (OSError, asyncpg.InterfaceError, TimeoutError) as e:
@@ -564,6 +569,8 @@ class Database:
                         missing.append(name)
                         continue
                     await conn.execute(SQL_RESTORE_ALLOWLIST, name, list(wanted[name]))
+                if self.fence is not None:
+                    await self.fence()
         except asyncpg.PostgresError as e:
             raise self._query_error(e, "restoring domains.allowed_docker_registries") from None
         except (OSError, asyncpg.InterfaceError, TimeoutError) as e:

@@ -14,7 +14,7 @@ import os
 import re
 import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -97,6 +97,8 @@ class ManagerControl:
         self.start_argv = list(start)
         self.timeout = timeout
         self.redact = redactor or Redactor()
+        # Awaited before the manager is stopped or started (the cluster lock's `ensure`).
+        self.fence: Callable[[], Awaitable[None]] | None = None
 
     async def hello(self, *, timeout: float = 5.0) -> ManagerInfo:  # noqa: ASYNC109 - an HTTP timeout, not a task deadline
         if self.url is None:
@@ -165,6 +167,8 @@ class ManagerControl:
             await asyncio.sleep(0.25)
 
     async def stop(self) -> str:
+        if self.fence is not None:
+            await self.fence()
         rc, out = await self._run(self.stop_argv, "stop")
         if rc != 0:
             raise MigrateError(f"the manager stop command exited with {rc}: {out[-300:] or '(no output)'}",
@@ -175,6 +179,8 @@ class ManagerControl:
         return out
 
     async def start(self) -> str:
+        if self.fence is not None:
+            await self.fence()
         rc, out = await self._run(self.start_argv, "start")
         if rc != 0:
             raise MigrateError(f"the manager start command exited with {rc}: {out[-300:] or '(no output)'}",

@@ -27,6 +27,7 @@ from textual.signal import Signal
 
 from backends.cluster import Cluster
 from backends.config import Settings, load_settings
+from backends.ending import outcome_of
 from backends.engine import Engine
 from backends.errors import EXIT_OK, MigrateError
 from backends.etcd import nest_pairs, quote
@@ -343,7 +344,7 @@ class Controller:
         eng = self.engine
         if eng is None or self.closed:
             return
-        status, message = "verified", ""
+        status, code, message = "verified", EXIT_OK, ""
         try:
             await eng.finish_maintenance()
             if self.dry_run:
@@ -353,9 +354,14 @@ class Controller:
                 eng.save()
             else:
                 status, message = "aborted", "stopped before every step was done; the state is kept for a resume"
+        except Exception as e:
+            # Never "verified" for an ending that failed (issue 14): e.g. the lock lost meanwhile.
+            outcome, code = outcome_of(e)
+            status, message = str(outcome), e.one_line() if isinstance(e, MigrateError) else f"{type(e).__name__}"
+            raise
         finally:
             self.run_status = status
-            await self.close(status, EXIT_OK, message)
+            await self.close(status, code, message)
 
     async def close(self, status: str = "aborted", exit_code: int = EXIT_OK, message: str = "") -> None:
         """Cancels running work (a cancelled apply stays `applying`: a resume finishes it) and closes."""
@@ -369,6 +375,9 @@ class Controller:
         if eng is None or self.closed:
             return
         self.closed = True
+        lost = eng.lock.lost if eng.lock is not None else None
+        if lost is not None and status in ("aborted", "verified"):
+            status, exit_code, message = "lock-lost", lost.exit_code, lost.one_line()
         if status == "aborted" and not message:
             message = "stopped by the operator; run the wizard again to resume"
         try:

@@ -7,7 +7,9 @@ manager.toml, changed in one place each.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -144,6 +146,17 @@ def _drop(section: str, key: str | None = None) -> Callable[[dict[str, Any]], No
         else:
             del raw[section][key]
     return m
+
+
+def seal_key(data: bytes, mode: int = 0o600) -> Build:
+    """The default inputs, with this content at the seal key path of the run (its XDG_CONFIG_HOME)."""
+    def build(info: SandboxInfo, d: Path) -> Inputs:
+        key = d / "xdg-config" / "bai-registry-migrate" / "seal.key"
+        key.parent.mkdir(parents=True, exist_ok=True)
+        key.write_bytes(data)
+        os.chmod(key, mode)
+        return Inputs(info.manager_toml, info.plan_toml)
+    return build
 
 
 LONG = "x" * 300
@@ -400,6 +413,13 @@ CASES: list[Bad] = [
     Bad("alias-remove-unknown", deep("aliases.remove", ["lua", "no-such-alias"]),
         "[aliases.remove] names alias 'no-such-alias'", "rule: the name of an existing alias",
         "fix: correct its spelling or remove it from [aliases.remove]", code=3),
+    # the seal key (outside the state directory; tests/test_vault.py has every rule)
+    Bad("seal-key-empty", seal_key(b""), "[seal key] seal key ", "is empty (a key of zero bytes protects nothing) "
+        "(rule: 32 random bytes in base64)", "fix: if no unfinished run needs it, move it aside"),
+    Bad("seal-key-not-base64", seal_key(b"not base64 at all!\n"), "[seal key] seal key ",
+        "is not base64 text (rule: 32 random bytes in base64)", "fix: if no unfinished run needs it, move it aside"),
+    Bad("seal-key-readable", seal_key(base64.b64encode(b"k" * 32) + b"\n", 0o644), "[seal key] seal key ",
+        "has mode 0644: other users can use it (rule: mode 0600)", "fix: chmod 600 "),
     Bad("toml-deeply-nested", manager_toml_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n"), "manager.toml",
         "rule: manager.toml nests a few levels", "fix: flatten the nested arrays or tables"),
     Bad("toml-not-utf8", lambda info, d: Inputs(_write_bytes(d / "manager.toml", b"[etcd]\nnamespace = \"\xff\"\n"),

@@ -47,6 +47,7 @@ from .plan_file import PlanFile, load_plan
 from .registry_doc import validate
 from .statuses import Outcome
 from .steps import STEP_ORDER
+from .textsafe import safe_event, terminal_safe
 
 
 @dataclass
@@ -77,6 +78,9 @@ class Printer:
             say(self.out, line)
 
     def render(self, e: Event) -> str | None:
+        # Text from the cluster or the plan (announcement, domain and session names, error
+        # bodies) is shown with its control characters escaped, never sent to the terminal.
+        e = safe_event(e)
         if isinstance(e, RunStarted):
             if e.resumed:
                 return (f"resuming run {e.run_id}: verified steps are kept, an interrupted or failed step "
@@ -127,10 +131,10 @@ class Printer:
 
 
 def say(out: TextIO, line: str) -> None:
-    """Prints one line of the run; a terminal that went away (SIGHUP, a closed pipe) is
+    """Prints one line of the run, escaped; a terminal that went away (SIGHUP, a closed pipe) is
     not an error of the run: the transcript has every line."""
     with contextlib.suppress(OSError, ValueError):
-        print(line, file=out, flush=True)
+        print(terminal_safe(line, keep_newlines=True), file=out, flush=True)
 
 
 class Stopper:

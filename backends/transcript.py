@@ -30,6 +30,7 @@ from .events import (
     VerifyResult,
 )
 from .secrets import Redactor
+from .textsafe import json_line_safe, safe_event
 
 FINAL_PULL_STATES = {"done", "failed", "skipped", "removed", "kept"}
 
@@ -86,11 +87,14 @@ class Transcript:
         self.write(event)
 
     def write(self, event: Event) -> None:
-        line = json.dumps(self.redact.redact_obj(event.to_json()), ensure_ascii=False, sort_keys=True)
+        # JSON escapes C0 controls itself; DEL, C1 and bidi characters are escaped too (the same
+        # data to a JSON reader), and the Markdown shows them as visible escapes (textsafe).
+        line = json_line_safe(json.dumps(self.redact.redact_obj(event.to_json()), ensure_ascii=False,
+                                         sort_keys=True))
         try:
             self._jsonl.write(line + "\n")
             self._jsonl.flush()
-            md = self._markdown(event)
+            md = self._markdown(safe_event(event))
             if md:
                 self._md.write(self.redact.redact(md))
                 self._md.flush()
@@ -159,7 +163,7 @@ class Transcript:
             return
         rows = sorted(self._pull_final.values(), key=lambda p: (p.agent, p.image))
         out = "\n| agent | image | result | detail |\n|---|---|---|---|\n"
-        for p in rows:
+        for p in map(safe_event, rows):
             out += f"| `{p.agent}` | `{p.image}` | {p.state} | {p.message.replace('|', '/')} |\n"
         self._pull_final.clear()
         self._md.write(self.redact.redact(out + "\n"))

@@ -3,6 +3,7 @@ sealing and redaction. No services needed; these run in milliseconds."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tomllib
@@ -348,3 +349,31 @@ def test_deep_nesting_is_an_error_not_a_recursion_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="nests arrays or tables too deeply"):
         load_plan(plan)
 
+
+def test_control_characters_are_shown_not_obeyed(tmp_path: Path) -> None:
+    from backends.events import LogLine, PlanReady, RunFinished
+    from backends.runner import Printer
+    from backends.textsafe import terminal_safe
+    from backends.transcript import Transcript, read_jsonl
+
+    evil = "ok \x1b]0;title\x07 \x1b[2J \x9b31m \u202egnp.exe\r\bnext\nline \x7f"
+    assert terminal_safe(evil) == ("ok \\x1b]0;title\\x07 \\x1b[2J \\x9b31m \\u202egnp.exe\\r\\x08next\\nline "
+                                   "\\x7f")
+    assert terminal_safe("tab\tand é ü 漢字") == "tab\tand é ü 漢字"
+    events = [LogLine("maintenance", "warning", evil),
+              PlanReady("maintenance", evil, [{"target": "etcd manager/announcement", "action": "put",
+                                               "before": None, "after": evil, "command": f"put '{evil}'"}]),
+              RunFinished("failed", 1, evil, cluster=evil)]
+    out = io.StringIO()
+    printer = Printer(out)
+    for e in events:
+        printer(e)
+    t = Transcript(tmp_path / "t", Redactor())
+    for e in events:
+        t.write(e)
+    t.close()
+    bad = set(map(chr, [*range(0, 9), *range(11, 32), 0x7F, *range(0x80, 0xA0), 0x202E]))
+    for name, text in (("terminal", out.getvalue()), ("markdown", t.md_path.read_text()),
+                       ("jsonl", t.jsonl_path.read_text())):
+        assert not bad & set(text), (name, sorted(bad & set(text)))
+    assert read_jsonl(t.jsonl_path)[0]["message"] == evil      # the data itself is kept exactly

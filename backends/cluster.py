@@ -14,12 +14,12 @@ from urllib.parse import unquote
 
 from .config import Settings
 from .db import Database, DomainRow
-from .errors import ConfigError
-from .etcd import ALIASES_PREFIX, REGISTRY_PREFIX, EtcdStore, nest_pairs, prefix_range
+from .errors import ConfigError, SafetyError
+from .etcd import ALIASES_PREFIX, REGISTRY_PREFIX, EtcdStore, WriteFence, nest_pairs, prefix_range
 from .manager_control import ManagerControl
 from .plan_file import PlanFile
 from .registry_document import RegistryEntry, Validation, entry_from_etcd, validate
-from .secrets import Redactor, Secret
+from .secrets import Redactor, Secret, is_sealed
 from .vault import Vault
 
 
@@ -70,6 +70,9 @@ class Cluster:
         self.manager = ManagerControl(plan.manager.url or settings.manager_url(), plan.manager.stop,
                                       plan.manager.start, timeout=plan.manager.timeout, redactor=self.redactor)
         self._target_validation: Validation | None = None
+        # Secret keys a restore left out because their sealed value cannot be opened (the seal
+        # key is missing or another): the rollback says so and names them (issue 14, finding 5).
+        self.unrestored: list[str] = []
         self._register_plan_secrets()
 
     def _register_plan_secrets(self) -> None:
@@ -90,6 +93,13 @@ class Cluster:
             if isinstance(tree, dict) and tree.get("password"):
                 self.redactor.add(tree["password"], user=tree.get("username"))
         return self
+
+    def fence_writes(self, fence: WriteFence | None) -> None:
+        """Every write of this run from now on (etcd transactions, PostgreSQL commits, the
+        manager's stop and start) needs `fence` (the cluster lock) to still hold."""
+        self.etcd.fence = fence
+        self.db.fence = fence.ensure if fence is not None else None
+        self.manager.fence = fence.ensure if fence is not None else None
 
     async def close(self) -> None:
         await self.db.close()
@@ -127,12 +137,29 @@ class Cluster:
                        delete_trees: Iterable[str] = ()) -> None:
         """The only way steps write etcd: recorded in the overlay on a dry run, else written."""
         deletes, delete_trees = list(deletes), list(delete_trees)
+        sealed = sorted(k for k, v in puts.items() if is_sealed(v))
+        if sealed:
+            raise SafetyError(f"refusing to write {sealed[0]}: its value is still sealed, because the seal key "
+                              f"{self.vault.key_path} is missing or is not the one it was sealed with",
+                              fix="restore that key file and run again, or plan the step again so the value "
+                                  "comes from the plan file")
         if self.dry_run:
             self.overlay.record(puts, deletes, delete_trees)
             return
         for t in delete_trees:
             await self.etcd.check_delete_prefix(t)
         await self.etcd.write(puts, deletes=deletes, delete_trees=delete_trees)
+
+    def restorable(self, puts: Mapping[str, str]) -> dict[str, str]:
+        """`puts` of a restore without the values that are still sealed (recorded in `unrestored`)."""
+        out = {}
+        for k, v in puts.items():
+            if is_sealed(v):
+                if k not in self.unrestored:
+                    self.unrestored.append(k)
+            else:
+                out[k] = v
+        return out
 
     async def registries(self) -> dict[str, RegistryEntry | None]:
         tree = await self.kv_tree(REGISTRY_PREFIX)

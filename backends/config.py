@@ -220,6 +220,9 @@ def read_toml(path: Path) -> dict[str, Any]:
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"is not valid TOML ({e})", file=str(path),
                           fix="correct the syntax at that line and column") from None
+    except RecursionError:
+        raise ConfigError("nests arrays or tables too deeply to be read (rule: manager.toml nests a few levels)",
+                          file=str(path), fix="flatten the nested arrays or tables") from None
 
 
 def load_settings(explicit: str | os.PathLike[str] | None = None,

@@ -18,7 +18,7 @@ import json
 import re
 import socket
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -279,6 +279,10 @@ WHERE name = $1 AND allowed_docker_registries = $3::varchar[]
 """
 # Wait this long for a row lock, then refuse (another admin or the manager holds the rows).
 SQL_LOCK_TIMEOUT = "SELECT set_config('lock_timeout', $1, true)"
+# Repairs an operator may run for rows the allowlists step refuses (shown in the refusal).
+SQL_REPAIR_NULL = "UPDATE domains SET allowed_docker_registries = '{}' WHERE name = $1"
+SQL_REPAIR_ENTRY_NULL = "UPDATE domains SET allowed_docker_registries = array_remove(allowed_docker_registries, NULL) WHERE name = $1"
+SQL_REPAIR_ENTRY_EMPTY = "UPDATE domains SET allowed_docker_registries = array_remove(allowed_docker_registries, '') WHERE name = $1"
 SQL_RESTORE_ALLOWLIST = "UPDATE domains SET allowed_docker_registries = $2::varchar[] WHERE name = $1"
 _KERNEL_COLS = ("id, session_id, session_name, access_key, domain_name, image, registry, status::text AS status,"
                 " agent, agent_addr, created_at")
@@ -326,6 +330,9 @@ class Database:
         self._pool: asyncpg.Pool | None = None
         self._era: SchemaEra | None = None
         self._redact = Redactor([settings.password] if settings.password else [])
+        # Awaited inside each write transaction just before it commits (the cluster lock's
+        # `ensure`): a run that lost its lock rolls back instead of committing (issue 14).
+        self.fence: Callable[[], Awaitable[None]] | None = None
 
     # -- lifecycle ----------------------------------------------------------------------
     @property
@@ -513,6 +520,8 @@ class Database:
                     status = await conn.execute(SQL_SET_ALLOWLIST, name, after, before)
                     if status != "UPDATE 1":  # cannot happen under the row lock; refuse anyway
                         raise _conflict_error([(name, before, None)])
+                if self.fence is not None:
+                    await self.fence()
         except asyncpg.PostgresError as e:
             raise self._query_error(e, "updating domains.allowed_docker_registries") from None
         except (OSError, asyncpg.InterfaceError, TimeoutError) as e:
@@ -520,6 +529,23 @@ class Database:
                                f"({type(e).__name__}); the transaction was not committed",
                                fix="check that the database server is up, then run the same command again (nothing was written)") from None
         return [_domain(r) for r in await self._fetch(SQL_DOMAINS_SOME, names, what="domains (read-back)")]
+
+    async def allowlist_problems(self) -> list[tuple[str, str, str]]:
+        """Domains whose allowed_docker_registries the allowlists step cannot update: NULL, or
+        holding NULL or "" (it compares and writes lists of registry names). Returns
+        (domain, what is wrong, the SQL that repairs it) per domain."""
+        rows = await self._fetch(SQL_DOMAINS, what="domains")
+        out = []
+        for r in rows:
+            regs = r["allowed_docker_registries"]
+            name = r["name"]
+            if regs is None:
+                out.append((name, "is NULL", render_sql(SQL_REPAIR_NULL, name)))
+            elif any(x is None for x in regs):
+                out.append((name, "holds a NULL entry", render_sql(SQL_REPAIR_ENTRY_NULL, name)))
+            elif any(x == "" for x in regs):
+                out.append((name, 'holds an empty entry ""', render_sql(SQL_REPAIR_ENTRY_EMPTY, name)))
+        return out
 
     async def snapshot_domains(self) -> DomainSnapshot:
         return DomainSnapshot({d.name: list(d.allowed_docker_registries) for d in await self.domains()})
@@ -544,6 +570,8 @@ class Database:
                         missing.append(name)
                         continue
                     await conn.execute(SQL_RESTORE_ALLOWLIST, name, list(wanted[name]))
+                if self.fence is not None:
+                    await self.fence()
         except asyncpg.PostgresError as e:
             raise self._query_error(e, "restoring domains.allowed_docker_registries") from None
         except (OSError, asyncpg.InterfaceError, TimeoutError) as e:

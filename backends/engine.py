@@ -8,6 +8,7 @@ with the plan the operator confirmed (steps are written to be resumable), a step
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -16,6 +17,7 @@ from typing import Any, Protocol, TypeVar
 
 from . import __version__
 from .cluster import Cluster
+from .ending import cluster_condition, unopened_notice
 from .errors import EXIT_FAILED, EXIT_GATE, EXIT_OK, GateError, MigrateError, StepBlocked, StepFailed
 from .events import (
     Emit,
@@ -116,12 +118,19 @@ class Engine:
             ns = cluster.settings.etcd.namespace
             store = None if cluster.dry_run else StateStore(state_dir or default_state_dir(ns),
                                                               vault=cluster.vault, redactor=cluster.redactor)
+            if store is not None:
+                # What a run cannot do without is checked before the lock and before any write
+                # (exit 2, nothing written): a state directory it can write, a usable seal key.
+                store.check_writable()
+                cluster.vault.ensure_key()
             held: ClusterLock | None = None
             if lock and not cluster.dry_run:
                 # Before anything is read-modified or written (state archive, state, transcript):
                 # a refused run leaves no trace. The lock names this process, not a run id.
                 held = ClusterLock(cluster.etcd, run_id="(starting)")
                 await held.acquire()
+                cluster.fence_writes(held)
+            transcript: Transcript | None = None
             try:
                 state = None
                 resumed = False
@@ -140,14 +149,20 @@ class Engine:
                     await held.update_holder()
                 tdir = transcript_dir or (store.dir / "transcripts" / state.run_id if store else None)
                 transcript = Transcript(tdir, cluster.redactor) if tdir else None
+                eng = cls(cluster, state, store, sinks=sinks, transcript=transcript)
+                eng.lock = held
+                eng.save()
+                eng.emit(RunStarted(state.run_id, ns, cluster.dry_run, __version__, cluster.plan.source,
+                                    resumed=resumed))
+                if store is not None and store.unopened:
+                    eng.log(None, "warning", unopened_notice(store.unopened, cluster.vault))
             except BaseException:
+                if transcript is not None:
+                    transcript.close()
+                cluster.fence_writes(None)
                 if held is not None:
                     await held.release()
                 raise
-            eng = cls(cluster, state, store, sinks=sinks, transcript=transcript)
-            eng.lock = held
-            eng.save()
-            eng.emit(RunStarted(state.run_id, ns, cluster.dry_run, __version__, cluster.plan.source, resumed=resumed))
             for sid, st in state.steps.items():
                 if st.plan is not None:
                     eng.plans[sid] = StepPlan.from_json(st.plan)
@@ -158,32 +173,63 @@ class Engine:
             await cluster.close()
             raise
 
-    async def close(self, status: str | None = None, exit_code: int = EXIT_OK, message: str = "") -> None:
-        if status is not None:
-            self.emit(RunFinished(status, exit_code, message))
-        if self.lock is not None:
-            await self.lock.release()
-        if self.transcript is not None:
-            self.transcript.close()
-        await self.cluster.close()
+    async def close(self, status: str | None = None, exit_code: int = EXIT_OK, message: str = "", *,
+                    condition: str | None = None) -> None:
+        """Records how the run ended (with the cluster's condition), releases the lock, closes.
+
+        Every part is attempted even when an earlier one fails (a full disk, etcd gone): the
+        lock must not be held for a whole lease because the transcript could not be written."""
+        try:
+            if status is not None:
+                if condition is None:
+                    condition = await cluster_condition(self.cluster, self.state)
+                try:
+                    self.emit(RunFinished(status, exit_code, message, cluster=condition))
+                except MigrateError as e:
+                    # The sinks (the operator's terminal) have the ending; say it is not on file.
+                    self.transcript = None
+                    self.log(None, "error", f"the end of the run is not in the transcript: {e.one_line()}")
+        finally:
+            self.cluster.fence_writes(None)
+            try:
+                if self.lock is not None:
+                    await self.lock.release()
+            finally:
+                try:
+                    if self.transcript is not None:
+                        self.transcript.close()
+                finally:
+                    await self.cluster.close()
 
     # -- plumbing -------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
         """Writes the event to the transcript, then hands it to every listener. A listener that
         fails is never allowed to stop the engine mid-write, and never hidden: the failure is
-        recorded in the transcript as an error line."""
+        recorded in the transcript as an error line. A transcript that cannot be written is
+        raised, after the listeners (the operator's terminal) have the event."""
+        failed: MigrateError | None = None
         if self.transcript is not None:
-            self.transcript.write(event)
+            try:
+                self.transcript.write(event)
+            except MigrateError as e:
+                failed = e
         for sink in self.sinks:
             try:
                 sink(event)
             except Exception as e:  # noqa: BLE001 - recorded below; the engine's work goes on
-                if self.transcript is not None and not isinstance(event, LogLine):
-                    self.transcript.write(LogLine(getattr(event, "step", None), "error", self.cluster.redactor(
-                        f"a listener failed on a {event.kind} event: {type(e).__name__}: {e}")))
+                if self.transcript is not None and not isinstance(event, LogLine) and failed is None:
+                    with contextlib.suppress(MigrateError):
+                        self.transcript.write(LogLine(getattr(event, "step", None), "error", self.cluster.redactor(
+                            f"a listener failed on a {event.kind} event: {type(e).__name__}: {e}")))
+        if failed is not None:
+            raise failed
 
     def save(self) -> None:
         if self.store is not None:
+            if self.lock is not None:
+                # Not even the local state once the lock is gone: another run may be resuming
+                # this very state file (issue 14, finding 1).
+                self.lock.check()
             self.store.save(self.state)
 
     def step(self, step_id: str) -> Step:
@@ -313,8 +359,9 @@ class Engine:
         findings = await step.inspect()
         self.findings[step_id] = findings
         st.result = {**(st.result or {}), "findings": [f.to_json() for f in findings]}
-        if any(f.blocking for f in findings) and st.status in (Status.PENDING, Status.INSPECTING, Status.BLOCKED):
-            self._set(step_id, Status.BLOCKED, findings[0].message if findings else "")
+        first_blocking = next((f for f in findings if f.blocking), None)
+        if first_blocking is not None and st.status in (Status.PENDING, Status.INSPECTING, Status.BLOCKED):
+            self._set(step_id, Status.BLOCKED, first_blocking.message)
         elif st.status in (Status.INSPECTING, Status.BLOCKED):
             self._set(step_id, Status.INSPECTED)
         else:
@@ -384,8 +431,15 @@ class Engine:
         step = self.step(step_id)
         if not step.reversible:
             raise MigrateError(f"step {step_id} cannot be rolled back", fix="restore by hand from the backup")
+        before = len(self.cluster.unrestored)
         changes = await step.rollback()
-        self._set(step_id, Status.ROLLED_BACK, f"{len(changes)} change(s) undone")
+        left = self.cluster.unrestored[before:]
+        if left:
+            self.log(step_id, "warning", f"not restored: {', '.join(left)}: the backed-up value is sealed with a "
+                                         f"seal key that is missing or another ({self.cluster.vault.key_path}); "
+                                         "set it by hand (backend.ai mgr etcd put KEY VALUE)")
+        self._set(step_id, Status.ROLLED_BACK, f"{len(changes)} change(s) undone"
+                  + (f", {len(left)} secret key(s) not restored" if left else ""))
         return changes
 
     @recorded

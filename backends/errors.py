@@ -10,6 +10,7 @@ under both):
 
 * MigrateError                          exit 1
   + ConfigError                         exit 2  bad or missing manager.toml, plan, flag, template
+    - SealKeyError                      exit 2  [vault] the seal key file is unusable
     - RegistryRedirectError             exit 2  [registry_api.errors] also a RegistryError
   + ConnectError                        exit 2  a configured service cannot be reached or refuses us
     - AgentConnectError                 exit 2  [docker.errors] an agent's Docker daemon
@@ -18,10 +19,14 @@ under both):
   + GateError                           exit 3  waits for something outside the tool
     - StepBlocked                       exit 3  a step's blocking findings
     - LockHeld                          exit 3  [lock] another run holds the cluster lock
+    - LockLost                          exit 3  [lock] this run's lease is gone: it stopped writing
   + SafetyError                         exit 1  a write refused because it could destroy more
     - AllowlistConflict                 exit 1  [db] domains changed between plan and apply
   + StepFailed                          exit 1  a step's apply or verification failed
   + DatabaseError                       exit 1  [db] a query failed, not the connection
+  + StateSaveError                      exit 1  [state] the run state could not be written
+  + TranscriptError                     exit 1  [transcript] the transcript could not be written
+  + SealedValueError                    exit 1  [vault] a sealed secret cannot be opened
   + DockerOpError                       exit 1  [docker.errors] the daemon refused an operation
   + PullError                           exit 1  [docker.errors] a pull did not produce the image
   + RegistryError                       exit 1  [registry_api.errors] an answer we cannot use

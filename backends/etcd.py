@@ -27,7 +27,7 @@ import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote as _quote
 from urllib.parse import unquote
 
@@ -113,8 +113,10 @@ def nest_pairs(key_prefix: str, pairs: Iterable[tuple[str, str]]) -> dict[str, A
     return result
 
 
-# -- transaction encoding (etcd rpc.proto: TxnRequest.success=2, RequestOp.request_put=2 /
-# request_delete_range=3, PutRequest.key=1/value=2, DeleteRangeRequest.key=1/range_end=2) ----------
+# -- transaction encoding (etcd rpc.proto: TxnRequest.compare=1/success=2, RequestOp.request_put=2 /
+# request_delete_range=3, PutRequest.key=1/value=2/lease=3, DeleteRangeRequest.key=1/range_end=2,
+# Compare.result=1/target=2/key=3/lease=8 with target LEASE=4 and result EQUAL=0,
+# TxnResponse.succeeded=2) ----------------------------------------------------------------------------
 
 TXN_METHOD = "/etcdserverpb.KV/Txn"
 Op = tuple[str, str, str | None]
@@ -139,12 +141,25 @@ def _field(number: int, data: bytes) -> bytes:
     return _msg(number, data) if data else b""
 
 
-def encode_txn(ops: Iterable[Op]) -> bytes:
-    """A `TxnRequest` without compares whose success branch is `ops` (put/del/delrange, mangled keys)."""
+def _int_field(number: int, value: int) -> bytes:
+    """A varint (int64/enum) field; zero is left out, as proto3 serialisation does."""
+    return _varint(number << 3) + _varint(value) if value else b""
+
+
+def encode_txn(ops: Iterable[Op], *, lease_guard: tuple[str, int] | None = None, put_lease: int = 0) -> bytes:
+    """A `TxnRequest` whose success branch is `ops` (put/del/delrange, mangled keys).
+
+    `lease_guard` = (raw key, lease id): the one compare, "this key is on this lease"
+    (Compare.LEASE, etcd >= 3.3); without it there is no compare and the transaction always
+    succeeds. `put_lease` attaches the puts to a lease."""
     out = bytearray()
+    if lease_guard is not None:
+        key, lease = lease_guard
+        out += _msg(1, _int_field(2, 4) + _field(3, key.encode("utf-8")) + _int_field(8, lease))
     for kind, a, b in ops:
         if kind == "put":
-            op = _msg(2, _field(1, a.encode("utf-8")) + _field(2, (b or "").encode("utf-8")))
+            op = _msg(2, _field(1, a.encode("utf-8")) + _field(2, (b or "").encode("utf-8"))
+                      + _int_field(3, put_lease))
         elif kind == "del":
             op = _msg(3, _field(1, a.encode("utf-8")))
         elif kind == "delrange":
@@ -153,6 +168,41 @@ def encode_txn(ops: Iterable[Op]) -> bytes:
             raise ValueError(f"unknown transaction operation {kind!r}")
         out += _msg(2, op)
     return bytes(out)
+
+
+def txn_succeeded(response: bytes) -> bool:
+    """`TxnResponse.succeeded` (field 2) of a serialised response; absent means false (proto3)."""
+    i, n = 0, len(response)
+    while i < n:
+        tag, i = _read_varint(response, i)
+        number, wire = tag >> 3, tag & 7
+        if wire == 0:
+            value, i = _read_varint(response, i)
+            if number == 2:
+                return bool(value)
+        elif wire == 2:
+            length, i = _read_varint(response, i)
+            i += length
+        elif wire == 1:
+            i += 8
+        elif wire == 5:
+            i += 4
+        else:
+            raise ValueError(f"unexpected wire type {wire} in a TxnResponse")
+    return False
+
+
+def _read_varint(data: bytes, i: int) -> tuple[int, int]:
+    shift = value = 0
+    while True:
+        if i >= len(data):
+            raise ValueError("truncated varint in a TxnResponse")
+        b = data[i]
+        i += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, i
+        shift += 7
 
 
 def send_txn(client: Any, payload: bytes) -> bytes:
@@ -230,8 +280,22 @@ def diff(before: Mapping[str, str], puts: Mapping[str, str],
     return [changes[k] for k in sorted(changes)]
 
 
+class WriteFence(Protocol):
+    """What a write must still hold (backends.lock.ClusterLock): a key on a lease."""
+
+    key: str
+    lease_id: int
+
+    async def ensure(self) -> None: ...
+
+    async def refused(self) -> Exception: ...
+
+
 class EtcdStore:
-    """One namespace of one etcd cluster, spoken to as Backend.AI speaks to it."""
+    """One namespace of one etcd cluster, spoken to as Backend.AI speaks to it.
+
+    With a `fence` set, every write is a transaction that commits only while the fence's key
+    is still on its lease, and is not even sent once the fence knows it is gone."""
 
     def __init__(self, addr: HostPort, namespace: str, *, user: str | None = None,
                  password: Secret | str | None = None, timeout: float = 5.0,
@@ -245,6 +309,7 @@ class EtcdStore:
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="etcd")
         self._client: Any = None
         self._prefix = f"/sorna/{namespace}/"
+        self.fence: WriteFence | None = None
 
     @classmethod
     def from_settings(cls, s: EtcdSettings, **kw: Any) -> EtcdStore:
@@ -415,9 +480,21 @@ class EtcdStore:
             return 0
         batches = list(_chunks(ops, self.max_txn_ops))
         for batch in batches:
-            payload = encode_txn(batch)
-            await self._run(lambda c, payload=payload: send_txn(c, payload))
+            fence = self.fence
+            guard = None
+            if fence is not None:
+                await fence.ensure()
+                guard = (fence.key, fence.lease_id)
+            payload = encode_txn(batch, lease_guard=guard)
+            resp = await self._run(lambda c, payload=payload: send_txn(c, payload))
+            if fence is not None and not txn_succeeded(resp):
+                raise await fence.refused()
         return len(batches)
+
+    async def put_on_lease(self, raw_key: str, value: str, lease_id: int) -> bool:
+        """Puts a raw key (outside the namespace) on a lease only while it is on that lease already."""
+        payload = encode_txn([("put", raw_key, value)], lease_guard=(raw_key, lease_id), put_lease=lease_id)
+        return txn_succeeded(await self._run(lambda c: send_txn(c, payload)))
 
     async def write_concurrently(self, puts: Mapping[str, str], *, parallel: int = 4) -> int:
         """Bulk puts with several transactions in flight: for large, idempotent image-key writes.

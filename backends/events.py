@@ -37,9 +37,10 @@ class RunStarted(Event):
 @dataclass
 class RunFinished(Event):
     kind: ClassVar[str] = "run-finished"
-    status: str          # "verified" | "failed" | "gate" | "aborted" | "dry-run"
+    status: str          # a backends.statuses.Outcome
     exit_code: int
     message: str = ""
+    cluster: str = ""    # the cluster's condition at the end: frozen or not, manager up or down
 
 
 @dataclass

@@ -22,6 +22,7 @@ from .images import metadata_images
 from .manager_control import Version, gate_version
 from .plan_file import load_plan
 from .secrets import MASK, is_secret_key
+from .textsafe import json_line_safe, terminal_safe
 
 
 async def gather(cluster: Cluster) -> dict[str, Any]:
@@ -101,7 +102,9 @@ async def _run(args: argparse.Namespace) -> int:
     plan = load_plan(getattr(args, "plan", None))
     async with Cluster(settings, plan) as cluster:
         d = await gather(cluster)
-    print(json.dumps(d, indent=2, default=str) if args.json else render(d))
+    # Names and values come from the cluster: their control characters are shown, not obeyed.
+    print(json_line_safe(json.dumps(d, indent=2, default=str)) if args.json
+          else terminal_safe(render(d), keep_newlines=True))
     return EXIT_OK
 
 

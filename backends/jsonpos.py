@@ -49,6 +49,9 @@ class Parsed:
             p = p[:-1]
 
 
+MAX_DEPTH = 32
+
+
 class _Parser:
     def __init__(self, text: str) -> None:
         self.s = text
@@ -87,6 +90,10 @@ class _Parser:
 
     def value(self, path: Path) -> Any:
         self.ws()
+        if len(path) > MAX_DEPTH:
+            # Bounded so that a deeply nested document is an error with a position, not a
+            # RecursionError (issue 14: 100,000 levels gave a traceback).
+            raise self.err(f"the document nests more than {MAX_DEPTH} levels deep (a registry document has 5)")
         self.out.positions[path] = self.pos()
         if self.i >= len(self.s):
             raise self.err("unexpected end of document; a value is missing")

@@ -9,9 +9,12 @@ confirmed when `GET /` stops answering, a start when it answers again.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import re
+import signal
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import httpx
@@ -94,6 +97,8 @@ class ManagerControl:
         self.start_argv = list(start)
         self.timeout = timeout
         self.redact = redactor or Redactor()
+        # Awaited before the manager is stopped or started (the cluster lock's `ensure`).
+        self.fence: Callable[[], Awaitable[None]] | None = None
 
     async def hello(self, *, timeout: float = 5.0) -> ManagerInfo:  # noqa: ASYNC109 - an HTTP timeout, not a task deadline
         if self.url is None:
@@ -121,9 +126,12 @@ class ManagerControl:
 
     async def _run(self, argv: list[str], what: str) -> tuple[int, str]:
         try:
+            # Its own session (and process group), so that a command that hangs is killed with
+            # everything it started: killing only the direct child left e.g. `sh -c "... & ..."`
+            # children running (issue 14, finding 8).
             proc = await asyncio.create_subprocess_exec(*argv, stdin=asyncio.subprocess.DEVNULL,
                                                         stdout=asyncio.subprocess.PIPE,
-                                                        stderr=asyncio.subprocess.STDOUT)
+                                                        stderr=asyncio.subprocess.STDOUT, start_new_session=True)
         except FileNotFoundError:
             raise MigrateError(f"the manager {what} command {argv[0]!r} was not found",
                                fix=f"set [manager] {what} in the plan to the command that {what}s the manager") from None
@@ -132,21 +140,35 @@ class ManagerControl:
                                fix="run as a user allowed to control the manager service") from None
         try:
             out, _ = await asyncio.wait_for(proc.communicate(), timeout=self.timeout)
-        except TimeoutError:
-            proc.kill()
-            raise MigrateError(f"the manager {what} command did not finish within {self.timeout:g}s",
-                               fix="check the service manager; then run this step again") from None
+        except BaseException as e:
+            # A timeout, or the run being stopped (a signal, the lock lost): nothing it started
+            # keeps running behind the operator's back.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(proc.wait(), timeout=5)
+            if isinstance(e, TimeoutError):
+                raise MigrateError(f"the manager {what} command did not finish within {self.timeout:g}s; it was "
+                                   "killed with every process it had started",
+                                   fix="check the service manager; then run this step again") from None
+            raise
+        # A command that finished is left alone with whatever it started: a start command may
+        # well leave the manager running in its process group.
         return proc.returncode or 0, self.redact(out.decode(errors="replace")).strip()
 
     async def _wait(self, up: bool) -> bool:
+        """Polls GET / until it says `up`; always asks at least once, even after the deadline."""
         deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
+        while True:
             if await self.is_up() == up:
                 return True
+            if time.monotonic() >= deadline:
+                return False
             await asyncio.sleep(0.25)
-        return False
 
     async def stop(self) -> str:
+        if self.fence is not None:
+            await self.fence()
         rc, out = await self._run(self.stop_argv, "stop")
         if rc != 0:
             raise MigrateError(f"the manager stop command exited with {rc}: {out[-300:] or '(no output)'}",
@@ -157,6 +179,8 @@ class ManagerControl:
         return out
 
     async def start(self) -> str:
+        if self.fence is not None:
+            await self.fence()
         rc, out = await self._run(self.start_argv, "start")
         if rc != 0:
             raise MigrateError(f"the manager start command exited with {rc}: {out[-300:] or '(no output)'}",

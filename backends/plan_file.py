@@ -7,6 +7,7 @@ the field, the rule and the fix, and nothing is written when a plan is invalid.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 from collections.abc import Mapping
@@ -19,6 +20,9 @@ from .image_ref import DOCKER_HUB
 from .registry_document import valid_registry_name
 
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+# One value written to etcd: etcd refuses a request over --max-request-bytes, 1.5 MiB by default
+# (https://etcd.io/docs/v3.4/op-guide/configuration/); issue 14: a 3 MB announcement.
+MAX_ETCD_VALUE = 1 << 20
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 DEFAULT_ANNOUNCEMENT = "The image registry is being migrated: new sessions are paused for a few minutes."
 DEFAULT_TARGET = "cr.backend.ai"
@@ -38,20 +42,42 @@ DEFAULT_REGISTRY_JSON = """{
 """
 
 
-def parse_duration(value: Any, *, file: str | None, key: str) -> float:
+MAX_DURATION = 30 * 86400.0
+
+
+def parse_duration(value: Any, *, file: str | None, key: str, positive: bool = False) -> float:
+    """Seconds from `"10m"`, `"90s"` or a number. Refused: negative, not finite (TOML's `inf`,
+    `nan` and `1e400` are floats; issue 14 finding 7: `nan` made every wait end at once, so a
+    stopped manager was reported as "still answers"), over 30 days, and zero where
+    `positive` (a timeout or a poll interval of 0 cannot be honoured)."""
     if isinstance(value, bool):
         raise ConfigError("must be a duration like \"30s\" or \"10m\"", file=file, key=key,
                           fix='write e.g. "90s", "10m" or "0s"')
+    seconds: float | None = None
     if isinstance(value, (int, float)):
-        if value < 0:
-            raise ConfigError("must not be negative", file=file, key=key, fix='use e.g. "0s"')
-        return float(value)
-    if isinstance(value, str):
+        try:
+            seconds = float(value)
+        except OverflowError:   # an integer beyond a float (TOML integers are not bounded here)
+            seconds = math.inf
+    elif isinstance(value, str):
         m = DURATION.match(value)
         if m:
-            return float(m.group(1)) * _UNITS[m.group(2)]
-    raise ConfigError(f"{value!r} is not a duration", file=file, key=key,
-                      fix='write a number with a unit: ms, s, m, h or d, e.g. "10m"')
+            seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds is None:
+        raise ConfigError(f"{_shown(str(value))} is not a duration", file=file, key=key,
+                          fix='write a number with a unit: ms, s, m, h or d, e.g. "10m"')
+    rule = "a finite duration from 1ms to 30d" if positive else "a finite duration from 0s to 30d"
+    example = '"60s"' if positive else '"0s" or "10m"'
+    if not math.isfinite(seconds):
+        raise ConfigError(f"{value!r} is not a finite duration (rule: {rule})", file=file, key=key,
+                          fix=f"write e.g. {example}")
+    if seconds < 0 or (positive and seconds <= 0):
+        raise ConfigError(f"{value!r} is {'not positive' if positive else 'negative'} (rule: {rule})", file=file,
+                          key=key, fix=f"write e.g. {example}")
+    if seconds > MAX_DURATION:
+        raise ConfigError(f"{value!r} is longer than 30 days (rule: {rule})", file=file, key=key,
+                          fix=f"write e.g. {example}")
+    return seconds
 
 
 @dataclass
@@ -212,6 +238,7 @@ def plan_from_mapping(raw: Mapping[str, Any], *, file: str | None = None) -> Pla
 
     target = _Reader(top.table("target"), "target", file)
     target_name = target.str_("registry", DEFAULT_TARGET) or DEFAULT_TARGET
+    _check_target(target_name, file)
     registry = _Reader(top.table("registry"), "registry", file)
     registry_json = registry.str_("json", None)
     if registry_json is None:
@@ -223,7 +250,8 @@ def plan_from_mapping(raw: Mapping[str, Any], *, file: str | None = None) -> Pla
     manager = ManagerPlan(
         url=m.str_("url", None), version=m.str_("version", None),
         stop=m.argv("stop", d.stop), start=m.argv("start", d.start),
-        timeout=parse_duration(m.data.get("timeout", d.timeout), file=file, key="manager.timeout"),
+        timeout=parse_duration(m.data.get("timeout", d.timeout), file=file, key="manager.timeout",
+                               positive=True),
     )
     if manager.url is not None and not re.match(r"^https?://[^/\s]+", manager.url):
         raise m.fail("url", f"{manager.url!r} is not an http(s) URL", 'write e.g. url = "http://127.0.0.1:8081"')
@@ -240,6 +268,10 @@ def plan_from_mapping(raw: Mapping[str, Any], *, file: str | None = None) -> Pla
     mt = _Reader(top.table("maintenance"), "maintenance", file)
     maintenance = MaintenancePlan(enabled=mt.bool_("enabled", True),
                                   announcement=mt.str_("announcement", DEFAULT_ANNOUNCEMENT) or "")
+    size = len(maintenance.announcement.encode("utf-8", "surrogatepass"))
+    if size > MAX_ETCD_VALUE:
+        raise mt.fail("announcement", f"has {size} bytes (rule: at most {MAX_ETCD_VALUE} bytes, one etcd value)",
+                      "shorten it: it is the banner every client shows")
 
     p = _Reader(top.table("prepull"), "prepull", file)
     pd = PrepullPlan()
@@ -247,7 +279,8 @@ def plan_from_mapping(raw: Mapping[str, Any], *, file: str | None = None) -> Pla
         images=p.str_list("images", []), recent_days=p.int_("recent_days", pd.recent_days, 0, 3650),
         concurrency_per_agent=p.int_("concurrency_per_agent", pd.concurrency_per_agent, 1, 32),
         concurrency=p.int_("concurrency", pd.concurrency, 1, 1024), retries=p.int_("retries", pd.retries, 0, 20),
-        timeout=parse_duration(p.data.get("timeout", pd.timeout), file=file, key="prepull.timeout"),
+        timeout=parse_duration(p.data.get("timeout", pd.timeout), file=file, key="prepull.timeout",
+                               positive=True),
     )
 
     example = f"{target_name}/stable/python:3.9-ubuntu20.04"
@@ -305,7 +338,8 @@ def plan_from_mapping(raw: Mapping[str, Any], *, file: str | None = None) -> Pla
     c = _Reader(top.table("cleanup"), "cleanup", file)
     cleanup = CleanupPlan(
         wait_for_sessions=parse_duration(c.data.get("wait_for_sessions", 0), file=file, key="cleanup.wait_for_sessions"),
-        poll_interval=parse_duration(c.data.get("poll_interval", 5), file=file, key="cleanup.poll_interval"),
+        poll_interval=parse_duration(c.data.get("poll_interval", 5), file=file, key="cleanup.poll_interval",
+                                     positive=True),
     )
     ac = _Reader(top.table("agent_cleanup"), "agent_cleanup", file)
     agent_cleanup = AgentCleanupPlan(enabled=ac.bool_("enabled", True), keep=ac.str_list("keep", []))
@@ -360,6 +394,26 @@ def reference_problem(ref: str, known_registries: list[str]) -> str | None:
     return None
 
 
+DOCKER_HUB_NAMES = ("docker.io", "index.docker.io", "registry-1.docker.io", "registry.hub.docker.com")
+
+
+def _check_target(name: str, file: str | None) -> None:
+    """The target is the new registry: a valid host[:port], and not Docker Hub, the source.
+
+    Issue 14 finding 6: `target = "index.docker.io"` overwrote Docker Hub's registry entry and
+    wrote Harbor metadata beside Docker Hub's before a later check stopped the run."""
+    why = valid_registry_name(name)
+    if why:
+        raise ConfigError(f"target registry {_shown(name)} {why} (rule: the target is a registry name, "
+                          "host[:port], as the registry JSON names it)", file=file, key="target.registry",
+                          fix=f'write e.g. registry = "{DEFAULT_TARGET}"')
+    host = name.rsplit(":", 1)[0].lower() if not name.startswith("[") else name
+    if host in DOCKER_HUB_NAMES or host.endswith(".docker.io"):
+        raise ConfigError(f"target registry {name!r} is Docker Hub, the registry this migration moves away from "
+                          "(rule: the target is the new registry, not the source)", file=file, key="target.registry",
+                          fix=f'name the Harbor registry, e.g. registry = "{DEFAULT_TARGET}"')
+
+
 def _check_docker_url(template: str, file: str | None) -> None:
     from .docker import check_template
 
@@ -385,5 +439,8 @@ def load_plan(path: str | Path | None) -> PlanFile:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"is not valid TOML ({e})", file=str(p), fix="correct the syntax at that line") from None
+    except RecursionError:
+        raise ConfigError("nests arrays or tables too deeply to be read (rule: a plan nests a few levels)",
+                          file=str(p), fix="flatten the nested arrays or tables") from None
     return plan_from_mapping(raw, file=str(p))
 

@@ -30,6 +30,11 @@ _HOST_LABEL = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)"
 _HOSTNAME = re.compile(rf"^{_HOST_LABEL}(?:\.{_HOST_LABEL})*$")
 _PROJECT = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*$")    # Harbor project names
 _SCHEME = re.compile(r"^([-a-z0-9]+)://", re.I)
+MAX_NAME = 255
+MAX_URL = 2048    # a base URL: scheme, a host of at most 253 characters, a port (a path is warned about)
+# The registry keys are written in one etcd transaction, and etcd refuses a request over
+# --max-request-bytes, 1.5 MiB by default (https://etcd.io/docs/v3.4/op-guide/configuration/).
+MAX_DOCUMENT = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -137,6 +142,12 @@ def _type_name(v: Any) -> str:
 
 def validate(text: str, *, target: str | None = None) -> Validation:
     out = Validation()
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_DOCUMENT:
+        out.issues.append(Issue("error", (), 1, 1, f"the document has {size} bytes",
+                                f"at most {MAX_DOCUMENT} bytes: its keys are written in one etcd transaction",
+                                "remove what is not registry configuration"))
+        return out
     try:
         parsed = jsonpos.parse(text)
     except jsonpos.JSONPosError as e:
@@ -246,7 +257,10 @@ def _check_entry(name: str, entry: Mapping[str, Any], base: tuple[Any, ...], add
             f'add "": "https://{name}"')
     elif isinstance(url, str):
         m = _SCHEME.match(url)
-        if not m:
+        if len(url) > MAX_URL:
+            bad("", f"the URL has {len(url)} characters", f"a base URL of at most {MAX_URL} characters",
+                f'write "https://{name}"')
+        elif not m:
             bad("", f"URL {url!r} has no scheme", "URL with scheme (tx.URL)", f'write "https://{url.lstrip("/")}"')
         elif m.group(1).lower() not in ("http", "https"):
             bad("", f"URL scheme {m.group(1)!r} is not http or https", "http(s) registry URL", "use https://")
@@ -297,6 +311,14 @@ def _check_entry(name: str, entry: Mapping[str, Any], base: tuple[Any, ...], add
                 if not p:
                     bad("project", f"project {proj!r} has an empty name (two commas or a trailing comma)",
                         "comma-separated names", "remove the extra comma")
+                    break
+                if len(p) > MAX_NAME:
+                    # Every repository path starts with its project, and a whole reference name
+                    # has at most 255 characters (NameTotalLengthMax in github.com/distribution/
+                    # reference); the name also goes into Harbor API URLs (issue 14: 2 MB failed
+                    # with httpx.InvalidURL after the run had started).
+                    bad("project", f"project name {p[:20]!r}... has {len(p)} characters",
+                        f"at most {MAX_NAME} characters per project name", "check the project's name in Harbor")
                     break
                 if not _PROJECT.match(p):
                     bad("project", f"{p!r} is not a valid Harbor project name", "lowercase letters, digits, . _ -",

@@ -2,14 +2,23 @@
 
 Plain, line-oriented output that reads well in a CI log or over a flaky SSH link. Exit
 status: 0 all verified; 1 a step failed (and what was rolled back is said); 2 bad usage or
-configuration; 3 stopped at a gate (e.g. live sessions still on old images).
+configuration; 3 stopped at a gate (e.g. live sessions still on old images) or the cluster
+lock was lost; 128 + N ended by signal N (130 Ctrl-C, 143 SIGTERM, 129 SIGHUP), resumable.
+
+Every ending is recorded as what it was (backends/ending.py): the last line, the transcript's
+`run-finished` and the exit status agree, and state the cluster's condition. SIGTERM and SIGHUP
+(a closed SSH session) stop a run the way Ctrl-C does: the step in progress is left as the
+journal has it, for the next invocation to resume.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import signal
 import sys
 import time
+import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +26,7 @@ from typing import TextIO
 
 from .cluster import Cluster
 from .config import load_settings
+from .ending import outcome_of, signal_exit, signal_name
 from .engine import Engine
 from .errors import (
     EXIT_FAILED,
@@ -24,10 +34,8 @@ from .errors import (
     EXIT_OK,
     EXIT_USAGE,
     ConfigError,
-    ConnectError,
     MigrateError,
     StepBlocked,
-    StepFailed,
 )
 from .events import (
     ChangeApplied,
@@ -42,9 +50,12 @@ from .events import (
     StepStatus,
     VerifyResult,
 )
+from .lock import LockLost
 from .plan_file import PlanFile, load_plan
 from .registry_document import validate
+from .statuses import Outcome
 from .steps import STEP_ORDER
+from .textsafe import safe_event, terminal_safe
 
 
 @dataclass
@@ -72,9 +83,12 @@ class Printer:
     def __call__(self, e: Event) -> None:
         line = self.render(e)
         if line:
-            print(line, file=self.out, flush=True)
+            say(self.out, line)
 
     def render(self, e: Event) -> str | None:
+        # Text from the cluster or the plan (announcement, domain and session names, error
+        # bodies) is shown with its control characters escaped, never sent to the terminal.
+        e = safe_event(e)
         if isinstance(e, RunStarted):
             if e.resumed:
                 return (f"resuming run {e.run_id}: verified steps are kept, an interrupted or failed step "
@@ -119,8 +133,75 @@ class Printer:
                 return f"[{e.step or 'run'}] {e.level}: {e.message}"
             return None
         if isinstance(e, RunFinished):
-            return f"run {e.status} (exit {e.exit_code})" + (f": {e.message}" if e.message else "")
+            return (f"run {e.status} (exit {e.exit_code})" + (f": {e.message}" if e.message else "")
+                    + (f"; cluster: {e.cluster}" if e.cluster else ""))
         return None
+
+
+def say(out: TextIO, line: str) -> None:
+    """Prints one line of the run, escaped; a terminal that went away (SIGHUP, a closed pipe) is
+    not an error of the run: the transcript has every line."""
+    with contextlib.suppress(OSError, ValueError):
+        print(terminal_safe(line, keep_newlines=True), file=out, flush=True)
+
+
+class Stopper:
+    """SIGINT, SIGTERM and SIGHUP cancel the run's main task, once; so does the loss of the lock.
+
+    The run then records the ending and releases the lock in its `finally`; the cleanup is
+    bounded in time (each read of the cluster's condition, the lock release), so a second
+    signal is only acknowledged."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.signum: int | None = None
+        self.lock_lost: LockLost | None = None
+        self.closing = False      # recording the ending: nothing cancels that any more
+        self._task: asyncio.Task[object] | None = None
+        self._installed: list[int] = []
+
+    def install(self) -> None:
+        self._task = asyncio.current_task()
+        loop = asyncio.get_running_loop()
+        for sig in self.SIGNALS:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+                self._installed.append(sig)
+
+    def remove(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in self._installed:
+            loop.remove_signal_handler(sig)
+        self._installed.clear()
+
+    @property
+    def stopping(self) -> bool:
+        return self.signum is not None or self.lock_lost is not None
+
+    def _on_signal(self, sig: int) -> None:
+        if self.stopping or self.closing:
+            say(self.out, f"bai-registry-migrate: {signal_name(sig)}: already stopping (recording how the run "
+                          "ended, releasing the lock)")
+            return
+        self.signum = sig
+        say(self.out, f"bai-registry-migrate: {signal_name(sig)}: stopping; the step in progress stays resumable")
+        if self._task is not None:
+            self._task.cancel()
+
+    def on_lock_lost(self, err: LockLost) -> None:
+        if self.stopping or self.closing:
+            return
+        self.lock_lost = err
+        if self._task is not None:
+            self._task.cancel()
+
+    def absorb(self) -> None:
+        """The cancellation came from us: let the task await its cleanup normally."""
+        if self._task is not None:
+            while self._task.uncancel() > 0:
+                pass
 
 
 def _select(steps: Sequence[str] | None) -> list[str]:
@@ -166,16 +247,55 @@ async def run(opts: RunOptions, out: TextIO | None = None) -> int:
     # sys.stdout as of the call, not of the import (an embedding program may have replaced it).
     out = out or sys.stdout
     if not opts.yes and not opts.dry_run:
-        print("bai-registry-migrate run: refusing to write without --yes (use --dry-run to see the plan)", file=out)
+        say(out, "bai-registry-migrate run: refusing to write without --yes (use --dry-run to see the plan)")
         return EXIT_USAGE
     selected = _select(opts.steps)
     printer = Printer(out, dry_run=opts.dry_run)
+    stopper = Stopper(out)
+    stopper.install()
+    try:
+        return await _run(opts, out, selected, printer, stopper)
+    finally:
+        stopper.remove()
+
+
+async def _run(opts: RunOptions, out: TextIO, selected: list[str], printer: Printer, stopper: Stopper) -> int:
     try:
         engine = await _open(opts, [printer])
     except MigrateError as e:
-        print(f"bai-registry-migrate: error: {e.one_line()}", file=out)
+        say(out, f"bai-registry-migrate: error: {e.one_line()}")
         return e.exit_code
-    status, code, message = "verified", EXIT_OK, ""
+    except asyncio.CancelledError:
+        if stopper.signum is None:
+            raise
+        stopper.absorb()
+        say(out, f"bai-registry-migrate: stopped by {signal_name(stopper.signum)} before the run started; "
+                 "nothing was written to the cluster")
+        return signal_exit(stopper.signum)
+    except Exception as e:  # noqa: BLE001 - nothing is open yet: say what it was, without a traceback
+        say(out, f"bai-registry-migrate: error: unexpected {type(e).__name__} while opening the run: {e}; "
+                 "nothing was written")
+        return EXIT_FAILED
+    if engine.lock is not None:
+        engine.lock.on_lost(stopper.on_lock_lost)
+    outcome, code, message = await _steps(engine, opts, out, selected, stopper)
+    stopper.closing = True
+    try:
+        await engine.close(outcome, code, message)
+    except Exception as e:  # noqa: BLE001 - the ending is already on the terminal; the state is kept
+        say(out, f"bai-registry-migrate: while closing: {_describe(engine, e)}")
+    return code
+
+
+def _describe(engine: Engine, e: BaseException) -> str:
+    if isinstance(e, MigrateError):
+        return e.one_line()
+    return engine.cluster.redactor(f"unexpected {type(e).__name__}: {e}")
+
+
+async def _steps(engine: Engine, opts: RunOptions, out: TextIO, selected: list[str],
+                 stopper: Stopper) -> tuple[Outcome, int, str]:
+    """Runs the selected steps; returns how it ended. Nothing escapes but a foreign cancellation."""
     try:
         for sid in selected:
             if sid not in engine.state.steps:
@@ -194,32 +314,63 @@ async def run(opts: RunOptions, out: TextIO | None = None) -> int:
             # The freeze lasts for the whole migration, not for one invocation of --steps.
             await engine.finish_maintenance()
         if opts.dry_run:
-            status, message = "dry-run", "nothing was written"
-        elif complete:
+            return Outcome.DRY_RUN, EXIT_OK, "nothing was written"
+        if complete:
             engine.state.finished = True
             engine.save()
+            return Outcome.VERIFIED, EXIT_OK, ""
+        left = [s for s in engine.step_ids() if engine.status_of(s) not in ("verified", "skipped")]
+        return Outcome.VERIFIED, EXIT_OK, f"the selected steps are verified; not yet done: {', '.join(left)}"
+    except asyncio.CancelledError:
+        if not stopper.stopping:
+            raise
+        stopper.absorb()
+        if stopper.lock_lost is not None:
+            return await _lock_lost(engine, out, stopper.lock_lost)
+        assert stopper.signum is not None
+        # A freeze set by `maintenance` stays, as on a failure: the resume lifts it at the end.
+        message = (f"stopped by {signal_name(stopper.signum)}; the step in progress is kept as its journal has "
+                   "it: run the same command again to resume")
+        say(out, f"bai-registry-migrate: {message}")
+        return Outcome.ABORTED, signal_exit(stopper.signum), message
     except StepBlocked as e:
-        status, code, message = "gate", EXIT_GATE, e.one_line()
         for f in e.findings:
             for d in f.details:
-                print(f"[{e.step}]     - {d}", file=out)
-    except (StepFailed, MigrateError) as e:
-        # A service lost while a step runs is a failed step (exit 1, resumable), not a bad
-        # configuration: exit 2 is for what stops a run before it starts.
-        code = EXIT_FAILED if isinstance(e, ConnectError) or e.exit_code == EXIT_OK else e.exit_code
-        status, message = "failed", e.one_line()
-        print(f"bai-registry-migrate: {message}", file=out)
+                say(out, f"[{e.step}]     - {d}")
+        if engine.lock is not None and engine.lock.lost is not None:
+            return await _lock_lost(engine, out, engine.lock.lost)
+        return Outcome.GATE, EXIT_GATE, e.one_line()
+    except Exception as e:  # noqa: BLE001 - every ending is recorded as what it was, none as "verified"
+        lost = e if isinstance(e, LockLost) else (engine.lock.lost if engine.lock is not None else None)
+        if lost is not None:
+            # Whatever error the loss surfaced as (a refused write, a failed restore), the
+            # ending is the loss.
+            return await _lock_lost(engine, out, lost, cause=None if lost is e else e)
+        outcome, code = outcome_of(e)
+        message = _describe(engine, e)
+        if not isinstance(e, MigrateError):
+            # Not anticipated: the traceback goes to the transcript (redacted), not the terminal.
+            tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+            with contextlib.suppress(Exception):
+                engine.log(None, "debug", engine.cluster.redactor(tb))
+            message += ("; fix: the run state is kept and the traceback is in the transcript; fix the cause and "
+                        "run the same command again to resume")
+        say(out, f"bai-registry-migrate: {message}")
         if not opts.dry_run:
-            print("  the run state is kept: fix the cause and run the same command again to resume; "
-                  "`rollback --steps NAME` undoes a reversible step", file=out)
-    finally:
-        try:
-            # A freeze set by `maintenance` stays on a failed or gated run: the operator resumes
-            # (which lifts it at the end) or rolls back `maintenance` explicitly.
-            await engine.close(status, code, message)
-        except MigrateError as e:
-            print(f"bai-registry-migrate: while closing: {e.one_line()}", file=out)
-    return code
+            say(out, "  the run state is kept: fix the cause and run the same command again to resume; "
+                     "`rollback --steps NAME` undoes a reversible step")
+        return outcome, code, message
+
+
+async def _lock_lost(engine: Engine, out: TextIO, err: LockLost, *,
+                     cause: BaseException | None = None) -> tuple[Outcome, int, str]:
+    if engine.lock is not None:
+        err = await engine.lock.explain(err)
+    message = err.one_line()
+    if cause is not None:
+        message += f" (it surfaced as: {_describe(engine, cause)})"
+    say(out, f"bai-registry-migrate: {message}")
+    return Outcome.LOCK_LOST, EXIT_GATE, message
 
 
 async def plan_only(opts: RunOptions, out: TextIO | None = None) -> int:
@@ -231,13 +382,29 @@ async def rollback(opts: RunOptions, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     selected = list(reversed(_select(opts.steps)))
     printer = Printer(out)
+    stopper = Stopper(out)
+    stopper.install()
+    try:
+        return await _rollback(opts, out, selected, printer, stopper)
+    finally:
+        stopper.remove()
+
+
+async def _rollback(opts: RunOptions, out: TextIO, selected: list[str], printer: Printer, stopper: Stopper) -> int:
     try:
         # A completed run too: its backups are what a rollback after the migration restores.
         engine = await _open(opts, [printer], keep_finished=True)
     except MigrateError as e:
-        print(f"bai-registry-migrate: error: {e.one_line()}", file=out)
+        say(out, f"bai-registry-migrate: error: {e.one_line()}")
         return e.exit_code
-    code = EXIT_OK
+    except asyncio.CancelledError:
+        if stopper.signum is None:
+            raise
+        stopper.absorb()
+        return signal_exit(stopper.signum)
+    if engine.lock is not None:
+        engine.lock.on_lost(stopper.on_lock_lost)
+    outcome, code, message = Outcome.ROLLED_BACK, EXIT_OK, ""
     rolled = 0
     try:
         for sid in selected:
@@ -249,14 +416,43 @@ async def rollback(opts: RunOptions, out: TextIO | None = None) -> int:
                 continue
             changes = await engine.rollback(sid)
             rolled += 1
-            print(f"[{sid}] rolled back: {len(changes)} change(s)", file=out)
+            say(out, f"[{sid}] rolled back: {len(changes)} change(s)")
         if not rolled:
-            print("nothing to roll back: no selected reversible step of this run has a backup", file=out)
-    except MigrateError as e:
-        code = e.exit_code
-        print(f"bai-registry-migrate: {e.one_line()}", file=out)
-    finally:
-        await engine.close("rolled-back" if code == EXIT_OK else "failed", code)
+            say(out, "nothing to roll back: no selected reversible step of this run has a backup")
+        if engine.cluster.unrestored:
+            # Everything else is back; these secret keys were neither checked nor restored, and
+            # a script must not read exit 0 as "the cluster is as it was".
+            now = []
+            for k in engine.cluster.unrestored:
+                present = await engine.cluster.kv_get(k) is not None
+                now.append(f"{k} ({'present now, maybe not the backed-up value' if present else 'absent now'})")
+            outcome, code = Outcome.FAILED, EXIT_FAILED
+            message = (f"rolled back except {len(now)} secret key(s) whose backed-up value is sealed with a missing "
+                       f"or other seal key: {', '.join(now)}; fix: set them by hand (backend.ai mgr etcd put KEY "
+                       f"VALUE), or restore the seal key {engine.cluster.vault.key_path} and roll back again")
+    except asyncio.CancelledError:
+        if not stopper.stopping:
+            raise
+        stopper.absorb()
+        if stopper.lock_lost is not None:
+            outcome, code, message = await _lock_lost(engine, out, stopper.lock_lost)
+        else:
+            assert stopper.signum is not None
+            outcome, code = Outcome.ABORTED, signal_exit(stopper.signum)
+            message = f"stopped by {signal_name(stopper.signum)}; run the same rollback again to finish it"
+    except Exception as e:  # noqa: BLE001 - recorded as what it was
+        lost = e if isinstance(e, LockLost) else (engine.lock.lost if engine.lock is not None else None)
+        if lost is not None:
+            outcome, code, message = await _lock_lost(engine, out, lost, cause=None if lost is e else e)
+        else:
+            outcome, code = outcome_of(e)
+            message = _describe(engine, e)
+            say(out, f"bai-registry-migrate: {message}")
+    stopper.closing = True
+    try:
+        await engine.close(outcome, code, message)
+    except Exception as e:  # noqa: BLE001 - the ending is already on the terminal
+        say(out, f"bai-registry-migrate: while closing: {_describe(engine, e)}")
     return code
 
 

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, MigrateError
 from .secrets import Redactor
 from .statuses import FINISHED, Status
 from .vault import Vault
@@ -92,11 +92,18 @@ class RunState:
         return None
 
 
+class StateSaveError(MigrateError):
+    """The run state could not be written: the run stops, since a resume relies on it."""
+
+
 class StateStore:
     def __init__(self, directory: Path, *, vault: Vault | None = None, redactor: Redactor | None = None) -> None:
         self.dir = directory
         self.vault = vault or Vault()
         self.redactor = redactor or Redactor()
+        # Keys whose sealed values the last load could not open (seal key missing or another):
+        # they stay sealed; only restoring those secret keys is impossible (issue 14, finding 5).
+        self.unopened: list[str] = []
 
     @property
     def path(self) -> Path:
@@ -110,6 +117,19 @@ class StateStore:
             raise ConfigError(f"state directory {self.dir} cannot be created ({e.strerror})",
                               fix="pass --state-dir DIR with a writable directory") from None
 
+    def check_writable(self) -> None:
+        """Refuses (exit 2, before anything is written) a state directory that cannot be written:
+        the directory itself if it exists, else the nearest existing parent. access(2) reports
+        a read-only file system even to root."""
+        d = self.dir
+        while not d.exists() and d != d.parent:
+            d = d.parent
+        if not os.access(d, os.W_OK | os.X_OK):
+            where = str(self.dir) if d == self.dir else f"{self.dir} (its parent {d})"
+            raise ConfigError(f"state directory {where} is not writable (rule: the run state is saved after "
+                              "every transition)", key="--state-dir",
+                              fix="pass --state-dir DIR with a writable directory")
+
     def exists(self) -> bool:
         return self.path.is_file()
 
@@ -121,33 +141,53 @@ class StateStore:
         except (OSError, ValueError) as e:
             raise ConfigError(f"run state {self.path} is unreadable ({e})",
                               fix="move it aside to start over, or restore it from the transcript directory") from None
-        raw = self.vault.unseal_tree(raw)
-        steps = {k: StepState(**v) for k, v in raw.pop("steps").items()}
-        return RunState(steps=steps, **raw)
+        except RecursionError:
+            raise ConfigError(f"run state {self.path} is nested too deeply to be a run state",
+                              fix="move it aside to start over") from None
+        if not isinstance(raw, dict) or not isinstance(raw.get("steps"), dict):
+            raise ConfigError(f"run state {self.path} is not a run state of this tool",
+                              fix="move it aside to start over") from None
+        self.unopened = []
+        scope = (str(raw.get("namespace", "")), str(raw.get("run_id", "")))
+        raw = self.vault.unseal_tree(raw, scope=scope, unopened=self.unopened)
+        try:
+            steps = {k: StepState(**v) for k, v in raw.pop("steps").items()}
+            return RunState(steps=steps, **raw)
+        except TypeError as e:
+            raise ConfigError(f"run state {self.path} does not have the fields of a run state ({e})",
+                              fix="move it aside to start over") from None
 
     def save(self, state: RunState) -> None:
-        """write, fsync, rename: a crash leaves either the old or the new file, never half of one."""
+        """write, fsync, rename: a crash leaves either the old or the new file, never half of one.
+
+        A file system that refuses (full, read-only) is a StateSaveError naming the file and the
+        cause: the previous state file is still whole, but what just happened is not in it."""
         self.ensure_dir()
         state.updated_at = time.time()
-        data = self.redactor.redact_obj(self.vault.seal_tree(asdict(state)))
+        data = self.redactor.redact_obj(self.vault.seal_tree(asdict(state), scope=(state.namespace, state.run_id)))
         # Not sort_keys: the steps mapping keeps the run's step order, which resume relies on.
         text = json.dumps(data, indent=1, ensure_ascii=False)
         tmp = self.path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-        dfd = os.open(self.dir, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    f.write(text)
+                    f.flush()
+                    os.fsync(f.fileno())
+                os.replace(tmp, self.path)
+            finally:
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+            dfd = os.open(self.dir, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as e:
+            raise StateSaveError(f"cannot save the run state to {self.path} ({e.strerror or type(e).__name__})",
+                                 fix="free space on that file system or make it writable (or use --state-dir), "
+                                     "then run the same command again: the last saved state resumes") from None
 
     def archive(self) -> Path | None:
         """Moves a finished or abandoned state aside (kept for the record, never deleted)."""

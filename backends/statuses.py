@@ -97,6 +97,7 @@ class Outcome(StrEnum):
     VERIFIED = "verified"        # every step verified or skipped (exit 0)
     FAILED = "failed"            # a step failed; the state is kept for a resume (exit 1)
     GATE = "gate"                # stopped at a gate, e.g. live sessions on old images (exit 3)
-    ABORTED = "aborted"          # stopped by the operator or a signal before the end
+    ABORTED = "aborted"          # stopped by the operator or a signal before the end (exit 128 + signal)
+    LOCK_LOST = "lock-lost"      # the cluster lock's lease was lost; the run stopped writing (exit 3)
     DRY_RUN = "dry-run"          # nothing was written
     ROLLED_BACK = "rolled-back"  # a rollback run

@@ -8,12 +8,14 @@ and summarises pull progress to its final state per agent and image.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from .errors import ConfigError, MigrateError
 from .events import (
     ChangeApplied,
     Event,
@@ -28,8 +30,13 @@ from .events import (
     VerifyResult,
 )
 from .secrets import Redactor
+from .textsafe import json_line_safe, safe_event
 
 FINAL_PULL_STATES = {"done", "failed", "skipped", "removed", "kept"}
+
+
+class TranscriptError(MigrateError):
+    """The transcript could not be written: the run stops rather than go on unrecorded."""
 
 
 def _open_private(path: Path, mode: str = "a") -> TextIO:
@@ -51,35 +58,50 @@ class Transcript:
 
     def __init__(self, directory: Path, redactor: Redactor) -> None:
         self.dir = directory
-        self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for d in (self.dir, self.dir.parent):
-            if d.name in ("transcripts",) or d == self.dir:
-                os.chmod(d, 0o700)
         self.redact = redactor
         self.jsonl_path = self.dir / "transcript.jsonl"
         self.md_path = self.dir / "transcript.md"
-        self._jsonl = _open_private(self.jsonl_path)
-        self._md = _open_private(self.md_path)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for d in (self.dir, self.dir.parent):
+                if d.name in ("transcripts",) or d == self.dir:
+                    os.chmod(d, 0o700)
+            self._jsonl = _open_private(self.jsonl_path)
+            self._md = _open_private(self.md_path)
+        except OSError as e:
+            raise ConfigError(f"the transcript cannot be written to {self.dir} ({e.strerror or type(e).__name__})",
+                              key="--transcript", fix="pass --transcript DIR with a writable directory") from None
         self._current_step: str | None = None
         self._pull_final: dict[tuple[str, str, str], PullProgress] = {}
 
     def close(self) -> None:
-        self._flush_pulls()
-        for f in (self._jsonl, self._md):
-            if not f.closed:
-                f.close()
+        try:
+            self._flush_pulls()
+        finally:
+            for f in (self._jsonl, self._md):
+                if not f.closed:
+                    with contextlib.suppress(OSError):   # a full disk: what was flushed is kept
+                        f.close()
 
     def __call__(self, event: Event) -> None:
         self.write(event)
 
     def write(self, event: Event) -> None:
-        line = json.dumps(self.redact.redact_obj(event.to_json()), ensure_ascii=False, sort_keys=True)
-        self._jsonl.write(line + "\n")
-        self._jsonl.flush()
-        md = self._markdown(event)
-        if md:
-            self._md.write(self.redact.redact(md))
-            self._md.flush()
+        # JSON escapes C0 controls itself; DEL, C1 and bidi characters are escaped too (the same
+        # data to a JSON reader), and the Markdown shows them as visible escapes (textsafe).
+        line = json_line_safe(json.dumps(self.redact.redact_obj(event.to_json()), ensure_ascii=False,
+                                         sort_keys=True))
+        try:
+            self._jsonl.write(line + "\n")
+            self._jsonl.flush()
+            md = self._markdown(safe_event(event))
+            if md:
+                self._md.write(self.redact.redact(md))
+                self._md.flush()
+        except OSError as e:
+            raise TranscriptError(f"cannot write the transcript in {self.dir} ({e.strerror or type(e).__name__})",
+                                  fix="free space on that file system or make it writable, then run the same "
+                                      "command again to resume") from None
 
     # -- markdown -----------------------------------------------------------------------
     def _heading(self, step: str) -> str:
@@ -132,7 +154,8 @@ class Transcript:
             return ""
         if isinstance(e, RunFinished):
             self._flush_pulls()
-            return f"\n---\n\n**Run {e.status}** at {stamp} (exit {e.exit_code}){': ' + e.message if e.message else ''}\n"
+            return (f"\n---\n\n**Run {e.status}** at {stamp} (exit {e.exit_code}){': ' + e.message if e.message else ''}\n"
+                    + (f"\n- cluster: {e.cluster}\n" if e.cluster else ""))
         return ""
 
     def _flush_pulls(self) -> None:
@@ -140,7 +163,7 @@ class Transcript:
             return
         rows = sorted(self._pull_final.values(), key=lambda p: (p.agent, p.image))
         out = "\n| agent | image | result | detail |\n|---|---|---|---|\n"
-        for p in rows:
+        for p in map(safe_event, rows):
             out += f"| `{p.agent}` | `{p.image}` | {p.state} | {p.message.replace('|', '/')} |\n"
         self._pull_final.clear()
         self._md.write(self.redact.redact(out + "\n"))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from etcd3 import etcdrpc
 
-from backends.etcd import encode_txn
+from backends.etcd import encode_txn, txn_succeeded
 
 
 def _reference(ops: list[tuple[str, str, str | None]]) -> bytes:
@@ -47,3 +47,36 @@ def test_encoding_equals_protobuf(ops: list[tuple[str, str, str | None]]) -> Non
 def test_unknown_operation_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown transaction operation"):
         encode_txn([("range", "/sorna/local/x", None)])
+
+
+# -- the lock fence (issue 14): "only while the lock key is on this lease" -------------------------
+
+@pytest.mark.parametrize("lease", [1, 0x694D8A3F2C1B0007, 2 ** 62 + 12345], ids=["small", "typical", "large"])
+@pytest.mark.parametrize("ops", [CASES["image keys"], CASES["deletes"], CASES["empty"]], ids=["puts", "deletes", "none"])
+def test_a_guarded_transaction_equals_protobuf(ops: list[tuple[str, str, str | None]], lease: int) -> None:
+    key = "/bai-registry-migrate/lock/local"
+    ref = etcdrpc.TxnRequest.FromString(_reference(ops))
+    ref.compare.append(etcdrpc.Compare(result=etcdrpc.Compare.EQUAL, target=etcdrpc.Compare.LEASE,
+                                       key=key.encode(), lease=lease))
+    assert encode_txn(ops, lease_guard=(key, lease)) == ref.SerializeToString()
+
+
+def test_a_put_on_a_lease_equals_protobuf() -> None:
+    key, lease = "/bai-registry-migrate/lock/local", 0x694D8A3F2C1B0007
+    ref = etcdrpc.TxnRequest(
+        compare=[etcdrpc.Compare(result=etcdrpc.Compare.EQUAL, target=etcdrpc.Compare.LEASE, key=key.encode(),
+                                 lease=lease)],
+        success=[etcdrpc.RequestOp(request_put=etcdrpc.PutRequest(key=key.encode(), value=b'{"pid": 1}',
+                                                                  lease=lease))])
+    assert encode_txn([("put", key, '{"pid": 1}')], lease_guard=(key, lease), put_lease=lease) == \
+        ref.SerializeToString()
+
+
+@pytest.mark.parametrize("succeeded", [True, False])
+def test_txn_succeeded_reads_the_response(succeeded: bool) -> None:
+    resp = etcdrpc.TxnResponse(
+        header=etcdrpc.ResponseHeader(cluster_id=2 ** 63 + 5, member_id=7, revision=123456, raft_term=9),
+        succeeded=succeeded,
+        responses=[etcdrpc.ResponseOp(response_put=etcdrpc.PutResponse(header=etcdrpc.ResponseHeader(revision=3)))])
+    assert txn_succeeded(resp.SerializeToString()) is succeeded
+    assert txn_succeeded(b"") is False          # proto3 leaves a false `succeeded` out

@@ -3,8 +3,10 @@ sealing and redaction. No services needed; these run in milliseconds."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -200,6 +202,52 @@ def test_redactor_scrubs_encodings() -> None:
     assert r.redact_obj({"password": "x", "nested": ["hunter22"]}) == {"password": MASK, "nested": [MASK]}
 
 
+# Inputs that made the old patterns quadratic (issue 14, finding 3: 40 KB took 11.6 s, a 3 MB
+# announcement hung the run); each ends with credentials that must still be masked.
+ADVERSARIAL = {
+    "letters": "a" * 3_000_000,
+    "colons": "a:" * 1_500_000,
+    "scheme-then-letters": "x://" + "a" * 3_000_000,
+    "scheme-user-then-letters": "a://a:" + "a" * 3_000_000,
+    "many-schemes": "ab://a:" * 430_000,
+    "digits-and-letters": "1a" * 1_500_000,
+    "auth-headers": "Authorization: " * 200_000,
+    "auth-then-spaces": "Authorization:" + " " * 3_000_000,
+    "near-secret": "hunter22-secre" * 200_000,
+}
+TAIL = " https://admin:s3cr3t-pw@h/x Authorization: Bearer tok.en hunter22-secret"
+
+
+def test_redaction_is_linear_on_adversarial_text() -> None:
+    """Each 3 MB case in a child process with a deadline: a super-linear redactor fails in
+    seconds instead of hanging the suite."""
+    import subprocess
+    import sys
+
+    code = f"""
+import json, sys, time
+from backends.secrets import Redactor, Secret
+r = Redactor([Secret("hunter22-secret")])
+r.add("s3cr3t-pw", user="admin")
+cases = {{k: v for k, v in json.loads(sys.stdin.read()).items()}}
+for name, text in cases.items():
+    t0 = time.perf_counter()
+    out = r.redact(text + {TAIL!r})
+    took = time.perf_counter() - t0
+    leaked = [s for s in ("s3cr3t-pw", "tok.en", "hunter22-secret") if s in out]
+    print(name, round(took, 3), ",".join(leaked) or "-", flush=True)
+"""
+    r = subprocess.run([sys.executable, "-c", code], input=json.dumps(ADVERSARIAL), capture_output=True,
+                       text=True, timeout=60, cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [line.split() for line in r.stdout.splitlines()]
+    assert [row[0] for row in rows] == list(ADVERSARIAL)
+    for name, took, leaked in rows:
+        # linear: about 0.2 s per 3 MB on the 2-CPU development machine; 3 s leaves room for load
+        assert float(took) < 3.0, f"{name}: {took}s"
+        assert leaked == "-", f"{name}: {leaked} not masked"
+
+
 def test_vault_seals_secret_keys(tmp_path: Path) -> None:
     v = Vault(tmp_path / "k" / "seal.key")
     tree = {"config/docker/registry/cr/password": "pw-123", "config/docker/registry/cr/username": "admin",
@@ -241,3 +289,106 @@ def test_one_image_ref_two_readings() -> None:
     # A Backend.AI reference handed to a daemon gets the daemon's familiar name.
     assert b.familiar == "lablup/python:3.6"
     assert parse_docker_ref(b.canonical) == parse_docker_ref("lablup/python:3.6")
+
+
+# -- issue 14: inputs refused up front ---------------------------------------------------------
+
+@pytest.mark.parametrize(("value", "positive", "says"), [
+    (float("nan"), True, "is not a finite duration"), (float("inf"), False, "is not a finite duration"),
+    (float("-inf"), False, "is not a finite duration"), (0, True, "is not positive"),
+    ("0s", True, "is not positive"), ("0ms", True, "is not positive"), (-1, False, "is negative"),
+    ("31d", False, "is longer than 30 days"), (10 ** 400, False, "is not a finite duration"),
+    ("1e400", False, "is not a duration"),
+], ids=["nan", "inf", "-inf", "zero-timeout", "0s-timeout", "0ms-timeout", "negative", "31d", "int-10e400",
+        "string-1e400"])
+def test_durations_must_be_finite_and_in_range(value: object, positive: bool, says: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_duration(value, file="plan.toml", key="manager.timeout", positive=positive)
+    line = str(e.value)
+    assert line.startswith("plan.toml: [manager.timeout] ") and says in line and "; fix: write " in line, line
+    if "not a duration" not in says:
+        assert "(rule: a finite duration from " in line
+
+
+def test_toml_nan_and_infinity_are_refused_in_every_duration() -> None:
+    """Finding 7: `[manager] timeout = nan` made every wait end at once; `1e400` overflowed."""
+    for section, key in (("manager", "timeout"), ("prepull", "timeout"), ("cleanup", "wait_for_sessions"),
+                         ("cleanup", "poll_interval")):
+        for text in ("nan", "inf", "1e400"):
+            with pytest.raises(ConfigError, match=rf"\[{section}.{key}\] .* is not a finite duration"):
+                plan_from_mapping(tomllib.loads(f"[{section}]\n{key} = {text}\n"), file="plan.toml")
+    for section, key in (("manager", "timeout"), ("prepull", "timeout"), ("cleanup", "poll_interval")):
+        with pytest.raises(ConfigError, match=rf"\[{section}.{key}\] 0 is not positive"):
+            plan_from_mapping({section: {key: 0}}, file="plan.toml")
+    assert plan_from_mapping({"cleanup": {"wait_for_sessions": "0s"}}).cleanup.wait_for_sessions == 0
+
+
+@pytest.mark.parametrize(("target", "says"), [
+    ("index.docker.io", "is Docker Hub, the registry this migration moves away from"),
+    ("docker.io", "is Docker Hub"), ("registry-1.docker.io", "is Docker Hub"), ("INDEX.DOCKER.IO", "is Docker Hub"),
+    ("index.docker.io:443", "is Docker Hub"), ("registry.hub.docker.com", "is Docker Hub"),
+    ("https://cr.backend.ai", "must be a host name with an optional port"),
+    ("cr.backend.ai/stable", "must be a host name with an optional port"),
+    ("cr backend", "contains spaces"), ("x" * 300, "characters long"),
+])
+def test_the_target_must_be_a_registry_name_and_not_docker_hub(target: str, says: str) -> None:
+    """Finding 6: `target = "index.docker.io"` overwrote Docker Hub's entry before a check stopped it."""
+    with pytest.raises(ConfigError) as e:
+        plan_from_mapping({"target": {"registry": target}}, file="plan.toml")
+    line = str(e.value)
+    assert line.startswith("plan.toml: [target.registry] target registry ") and says in line, line
+    assert "(rule: the target is " in line and '; fix: ' in line and 'registry = "cr.backend.ai"' in line
+
+
+def test_values_too_large_for_etcd_or_a_url_are_refused() -> None:
+    long_project = validate(entry(project="a" * 300_000), target="cr.backend.ai")
+    assert not long_project.ok
+    (issue,) = long_project.errors
+    assert issue.path[-1] == "project" and issue.rule == "at most 255 characters per project name"
+    assert validate(entry(project="a" * 255), target="cr.backend.ai").ok
+    huge = validate(entry(project="a" * 2_000_000), target="cr.backend.ai")
+    assert [i.rule for i in huge.errors] == ["at most 1048576 bytes: its keys are written in one etcd transaction"]
+    url = validate(entry(**{"": "https://cr.backend.ai/" + "p" * 3000}), target="cr.backend.ai")
+    assert any(i.rule == "a base URL of at most 2048 characters" for i in url.errors)
+    with pytest.raises(ConfigError, match=r"\[maintenance.announcement\] has 3000000 bytes \(rule: at most 1048576 "
+                                          r"bytes, one etcd value\); fix: shorten it"):
+        plan_from_mapping({"maintenance": {"announcement": "x" * 3_000_000}}, file="plan.toml")
+
+
+def test_deep_nesting_is_an_error_not_a_recursion_error(tmp_path: Path) -> None:
+    deep = '{"config": {"docker": {"registry": {"cr.backend.ai": ' + "[" * 100_000 + "]" * 100_000 + "}}}}"
+    v = validate(deep, target="cr.backend.ai")
+    assert not v.ok and v.errors[0].rule == "JSON syntax" and "nests more than 32 levels" in v.errors[0].message
+    plan = tmp_path / "plan.toml"
+    plan.write_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n")
+    with pytest.raises(ConfigError, match="nests arrays or tables too deeply"):
+        load_plan(plan)
+
+
+def test_control_characters_are_shown_not_obeyed(tmp_path: Path) -> None:
+    from backends.events import LogLine, PlanReady, RunFinished
+    from backends.runner import Printer
+    from backends.textsafe import terminal_safe
+    from backends.transcript import Transcript, read_jsonl
+
+    evil = "ok \x1b]0;title\x07 \x1b[2J \x9b31m \u202egnp.exe\r\bnext\nline \x7f"
+    assert terminal_safe(evil) == ("ok \\x1b]0;title\\x07 \\x1b[2J \\x9b31m \\u202egnp.exe\\r\\x08next\\nline "
+                                   "\\x7f")
+    assert terminal_safe("tab\tand é ü 漢字") == "tab\tand é ü 漢字"
+    events = [LogLine("maintenance", "warning", evil),
+              PlanReady("maintenance", evil, [{"target": "etcd manager/announcement", "action": "put",
+                                               "before": None, "after": evil, "command": f"put '{evil}'"}]),
+              RunFinished("failed", 1, evil, cluster=evil)]
+    out = io.StringIO()
+    printer = Printer(out)
+    for e in events:
+        printer(e)
+    t = Transcript(tmp_path / "t", Redactor())
+    for e in events:
+        t.write(e)
+    t.close()
+    bad = set(map(chr, [*range(0, 9), *range(11, 32), 0x7F, *range(0x80, 0xA0), 0x202E]))
+    for name, text in (("terminal", out.getvalue()), ("markdown", t.md_path.read_text()),
+                       ("jsonl", t.jsonl_path.read_text())):
+        assert not bad & set(text), (name, sorted(bad & set(text)))
+    assert read_jsonl(t.jsonl_path)[0]["message"] == evil      # the data itself is kept exactly

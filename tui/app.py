@@ -8,6 +8,9 @@ routes: which screen shows, which dialog answers an error, how the app ends.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +69,24 @@ class MigrationApp(App[int]):
         self.set_interval(0.1, self.controller.flush_pulls, name="pull-flush")
         self._size_classes(self.size.width, self.size.height)
         self.push_screen(StartScreen())
+        # SIGTERM and SIGHUP (a closed SSH session) end the wizard as a quit does: running work
+        # stops where it is (resumable), the ending is recorded, the lock is released.
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: int) -> None:
+        if self.quit_code >= 128:
+            return
+        self.quit_code = 128 + sig
+
+        async def stop() -> None:
+            await self.controller.close("aborted", self.quit_code,
+                                        f"stopped by {signal.Signals(sig).name}; run the wizard again to resume")
+            self.exit(self.quit_code)
+
+        self.run_worker(stop(), name="signal-quit", exit_on_error=False)
 
     def on_resize(self, event: Resize) -> None:
         self._size_classes(event.size.width, event.size.height)

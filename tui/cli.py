@@ -89,7 +89,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return launch(args)
     except MigrateError as e:
-        print(f"bai-registry-migrate: error: {e.one_line()}", file=sys.stderr)
+        from backends.textsafe import terminal_safe
+
+        # a message may quote a value from a file or the cluster: its control characters are shown
+        print(f"bai-registry-migrate: error: {terminal_safe(e.one_line())}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("bai-registry-migrate: interrupted", file=sys.stderr)

@@ -32,6 +32,7 @@ from textual.worker import WorkerCancelled, WorkerFailed
 
 from backends.cluster import Cluster
 from backends.config import Settings, load_settings
+from backends.ending import outcome_of
 from backends.engine import Engine
 from backends.errors import EXIT_OK, MigrateError
 from backends.events import Event, Progress, PullProgress, RunStarted
@@ -365,7 +366,7 @@ class Controller:
         eng = self.engine
         if eng is None or self.closed:
             return
-        status, message = Outcome.VERIFIED, ""
+        status, code, message = Outcome.VERIFIED, EXIT_OK, ""
         try:
             await eng.finish_maintenance()
             if self.dry_run:
@@ -375,9 +376,14 @@ class Controller:
                 eng.save()
             else:
                 status, message = Outcome.ABORTED, "stopped before every step was done; the state is kept for a resume"
+        except Exception as e:
+            # Never "verified" for an ending that failed (issue 14): e.g. the lock lost meanwhile.
+            outcome, code = outcome_of(e)
+            status, message = outcome, e.one_line() if isinstance(e, MigrateError) else f"{type(e).__name__}"
+            raise
         finally:
             self.run_status = status
-            await self.close(status, EXIT_OK, message)
+            await self.close(status, code, message)
 
     async def close(self, status: Outcome = Outcome.ABORTED, exit_code: int = EXIT_OK, message: str = "") -> None:
         """Cancels running work and waits for it to end (a cancelled apply stays `applying`: a
@@ -394,6 +400,9 @@ class Controller:
         if eng is None or self.closed:
             return
         self.closed = True
+        lost = eng.lock.lost if eng.lock is not None else None
+        if lost is not None and status in (Outcome.ABORTED, Outcome.VERIFIED):
+            status, exit_code, message = Outcome.LOCK_LOST, lost.exit_code, lost.one_line()
         if status is Outcome.ABORTED and not message:
             message = "stopped by the operator; run the wizard again to resume"
         try:

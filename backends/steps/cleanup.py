@@ -115,7 +115,8 @@ class CleanupStep(Step):
         if not self.state.backup:
             return []
         snap = Snapshot.from_json(self.state.backup["etcd"])
-        missing = {k: v for k, v in snap.items.items() if await self.cluster.kv_get(k) != v}
+        # A secret whose sealed value cannot be opened is left out and named by the rollback.
+        missing = self.cluster.restorable({k: v for k, v in snap.items.items() if await self.cluster.kv_get(k) != v})
         await self.cluster.kv_write(missing)
         c = PlannedChange("etcd " + ", ".join(trees()), "put", None, f"{len(missing)} keys restored",
                           "backend.ai mgr etcd put-json '' backup.json")

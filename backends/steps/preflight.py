@@ -82,6 +82,7 @@ class PreflightStep(Step):
                              f"[allowlists.domains.{name}] the plan sets domain {name!r}, which does not exist "
                              "(rule: only existing domains can be listed)",
                              "remove it from [allowlists.domains] or correct its spelling"))
+        f.extend(await self._unusable_inputs())
         live = await self.cluster.db.live_kernels(DOCKER_HUB)
         if live:
             f.append(Finding("info", "live-sessions",
@@ -90,6 +91,29 @@ class PreflightStep(Step):
                              details=[f"{k.session_name} ({k.status}) {k.image} on {k.agent}" for k in live]))
         for x in f:
             self.finding(x)
+        return f
+
+    async def _unusable_inputs(self) -> list[Finding]:
+        """What would otherwise be planned and then fail or be ignored later (issue 14, finding 8):
+        plan entries naming aliases that do not exist, allowlists the allowlists step cannot
+        update. Blocking here, before any step writes."""
+        f: list[Finding] = []
+        aliases = set(await self.cluster.aliases())
+        a = self.cluster.plan.aliases
+        for key, names in (("aliases.overrides", list(a.overrides)), ("aliases.skip", a.skip),
+                           ("aliases.remove", a.remove)):
+            for name in names:
+                if name not in aliases:
+                    gone = " (if an earlier run removed it, drop it from the list)" if key == "aliases.remove" else ""
+                    f.append(Finding("blocking", "unknown-alias",
+                                     f"[{key}] names alias {name!r}, which does not exist (rule: the name of an "
+                                     "existing alias under images/_aliases)",
+                                     f"correct its spelling or remove it from [{key}]{gone}"))
+        for domain, what, repair in await self.cluster.db.allowlist_problems():
+            f.append(Finding("blocking", "unusable-allowlist",
+                             f"domain {domain!r}: allowed_docker_registries {what} (rule: a list of registry names "
+                             "the allowlists step can compare and update)",
+                             f"repair the row first, e.g. {repair}"))
         return f
 
     async def _target_checks(self) -> list[Finding]:
@@ -214,7 +238,7 @@ class PreflightStep(Step):
         store_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         for d in (store_dir, store_dir.parent):
             os.chmod(d, 0o700)
-        sealed = self.cluster.vault.seal_tree(snap.items)
+        sealed = self.cluster.vault.seal_tree(snap.items, scope=(snap.namespace, self.run.run_id if self.run else ""))
         for name, obj in (("etcd-namespace.json", nest_pairs("", sealed.items())), ("domains.json", domains)):
             path = store_dir / name
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

@@ -328,7 +328,8 @@ class RegistryStep(Step):
         current: dict[str, str] = {}
         for t in self.state.backup["trees"]:
             current.update(await self.cluster.kv_tree_flat(t))
-        puts = {k: v for k, v in snap.items.items() if current.get(k) != v}
+        # A secret whose sealed value cannot be opened is left as it is and named by the rollback.
+        puts = self.cluster.restorable({k: v for k, v in snap.items.items() if current.get(k) != v})
         deletes = [k for k in current if k not in snap.items]
         if deletes:
             await self.cluster.kv_write({}, deletes=deletes)

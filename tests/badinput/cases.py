@@ -7,7 +7,9 @@ manager.toml, changed in one place each.
 
 from __future__ import annotations
 
+import base64
 import json
+import os
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -146,6 +148,17 @@ def _drop(section: str, key: str | None = None) -> Callable[[dict[str, Any]], No
     return m
 
 
+def seal_key(data: bytes, mode: int = 0o600) -> Build:
+    """The default inputs, with this content at the seal key path of the run (its XDG_CONFIG_HOME)."""
+    def build(info: SandboxInfo, d: Path) -> Inputs:
+        key = d / "xdg-config" / "bai-registry-migrate" / "seal.key"
+        key.parent.mkdir(parents=True, exist_ok=True)
+        key.write_bytes(data)
+        os.chmod(key, mode)
+        return Inputs(info.manager_toml, info.plan_toml)
+    return build
+
+
 LONG = "x" * 300
 REG = "registry.json"
 
@@ -239,6 +252,41 @@ CASES: list[Bad] = [
         "rule: registry key = host[:port]", "fix: use the registry's host name"),
     Bad("name-quotes", registry_text(named('"harbor.example.com"')), "harbor.example.com",
         "rule: registry key = host[:port]", "fix: use the registry's host name"),
+    # issue 14: the target, durations, values too large for etcd or a URL, nesting
+    Bad("target-docker-hub", deep("target.registry", "index.docker.io"), "[target.registry]",
+        "rule: the target is the new registry, not the source", 'fix: name the Harbor registry, e.g. registry = '),
+    Bad("target-docker-io", deep("target.registry", "docker.io"), "[target.registry]",
+        "rule: the target is the new registry, not the source", "fix: name the Harbor registry"),
+    Bad("target-url", deep("target.registry", "https://cr.backend.ai"), "[target.registry]",
+        "rule: the target is a registry name, host[:port]", 'fix: write e.g. registry = "cr.backend.ai"'),
+    Bad("duration-timeout-nan", deep("manager.timeout", float("nan")), "[manager.timeout]",
+        "is not a finite duration (rule: a finite duration from 1ms to 30d)", 'fix: write e.g. "60s"'),
+    Bad("duration-timeout-zero", deep("manager.timeout", "0s"), "[manager.timeout]",
+        "is not positive (rule: a finite duration from 1ms to 30d)", 'fix: write e.g. "60s"'),
+    Bad("duration-prepull-timeout-zero", deep("prepull.timeout", 0), "[prepull.timeout]",
+        "is not positive (rule: a finite duration from 1ms to 30d)", 'fix: write e.g. "60s"'),
+    Bad("duration-poll-zero", deep("cleanup.poll_interval", "0ms"), "[cleanup.poll_interval]",
+        "is not positive", 'fix: write e.g. "60s"'),
+    Bad("duration-wait-inf", deep("cleanup.wait_for_sessions", float("inf")), "[cleanup.wait_for_sessions]",
+        "is not a finite duration (rule: a finite duration from 0s to 30d)", 'fix: write e.g. "0s" or "10m"'),
+    Bad("duration-wait-years", deep("cleanup.wait_for_sessions", 2 ** 40), "[cleanup.wait_for_sessions]",
+        "is longer than 30 days (rule: a finite duration from 0s to 30d)", 'fix: write e.g. "0s" or "10m"'),
+    Bad("project-very-long", registry_text(entry(project="a" * 300_000)),
+        "config/docker/registry/cr.backend.ai/project", "rule: at most 255 characters per project name",
+        "fix: check the project's name in Harbor"),
+    Bad("json-too-large", registry_text(entry(project="a" * 2_000_000)), REG,
+        "rule: at most 1048576 bytes: its keys are written in one etcd transaction",
+        "fix: remove what is not registry configuration"),
+    Bad("url-very-long", registry_text(entry(url="https://cr.backend.ai/" + "p" * 5000)),
+        "config/docker/registry/cr.backend.ai", "rule: a base URL of at most 2048 characters",
+        'fix: write "https://cr.backend.ai"'),
+    Bad("announcement-3mb", deep("maintenance.announcement", "x" * 3_000_000), "[maintenance.announcement]",
+        "rule: at most 1048576 bytes, one etcd value", "fix: shorten it"),
+    Bad("json-deeply-nested", registry_text('{"config": {"docker": {"registry": {"cr.backend.ai": '
+                                            + "[" * 100_000 + "]" * 100_000 + "}}}}"), REG,
+        "nests more than 32 levels deep", "fix: correct the JSON at that position"),
+    Bad("plan-deeply-nested", plan_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n"), "plan.toml",
+        "rule: a plan nests a few levels", "fix: flatten the nested arrays or tables"),
     # the plan file
     Bad("plan-missing", no_plan_file, "no-such-plan.toml", "no such file", "fix: give the path of the plan file"),
     Bad("plan-not-toml", plan_text("version = \n"), "plan.toml", "is not valid TOML", "fix: correct the syntax"),
@@ -356,6 +404,24 @@ CASES: list[Bad] = [
         "fix: quote it"),
     Bad("toml-db-addr-no-port", manager_toml(_set("db", "addr", "127.0.0.1")), "[db.addr]", "has no port",
         'fix: write it as "host:port"'),
+    # names that match nothing: only the cluster can tell, so preflight's gate (exit 3) stops them
+    Bad("alias-override-unknown", deep("aliases.overrides.pyhton", "cr.backend.ai/stable/python:3.9-ubuntu20.04"),
+        "[aliases.overrides] names alias 'pyhton'", "rule: the name of an existing alias",
+        "fix: correct its spelling or remove it from [aliases.overrides]", code=3),
+    Bad("alias-skip-unknown", deep("aliases.skip", ["no-such-alias"]), "[aliases.skip] names alias 'no-such-alias'",
+        "rule: the name of an existing alias", "fix: correct its spelling or remove it from [aliases.skip]", code=3),
+    Bad("alias-remove-unknown", deep("aliases.remove", ["lua", "no-such-alias"]),
+        "[aliases.remove] names alias 'no-such-alias'", "rule: the name of an existing alias",
+        "fix: correct its spelling or remove it from [aliases.remove]", code=3),
+    # the seal key (outside the state directory; tests/test_vault.py has every rule)
+    Bad("seal-key-empty", seal_key(b""), "[seal key] seal key ", "is empty (a key of zero bytes protects nothing) "
+        "(rule: 32 random bytes in base64)", "fix: if no unfinished run needs it, move it aside"),
+    Bad("seal-key-not-base64", seal_key(b"not base64 at all!\n"), "[seal key] seal key ",
+        "is not base64 text (rule: 32 random bytes in base64)", "fix: if no unfinished run needs it, move it aside"),
+    Bad("seal-key-readable", seal_key(base64.b64encode(b"k" * 32) + b"\n", 0o644), "[seal key] seal key ",
+        "has mode 0644: other users can use it (rule: mode 0600)", "fix: chmod 600 "),
+    Bad("toml-deeply-nested", manager_toml_text("x = " + "[" * 100_000 + "]" * 100_000 + "\n"), "manager.toml",
+        "rule: manager.toml nests a few levels", "fix: flatten the nested arrays or tables"),
     Bad("toml-not-utf8", lambda info, d: Inputs(_write_bytes(d / "manager.toml", b"[etcd]\nnamespace = \"\xff\"\n"),
                                                 info.plan_toml), "manager.toml", "is not UTF-8 text",
         "fix: save it as UTF-8"),

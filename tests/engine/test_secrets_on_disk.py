@@ -48,7 +48,7 @@ def test_no_secret_in_state_or_transcript_and_files_are_private(reference_run: R
     key = c.home / "xdg-config" / "bai-registry-migrate" / "seal.key"
     assert key.is_file() and c.state_dir not in key.parents and c.transcript_dir not in key.parents
     raw = (c.state_dir / "state.json").read_text()
-    assert "sealed:v1:" in raw
+    assert "sealed:v2:" in raw   # AES-GCM (backends/vault.py)
     state = StateStore(c.state_dir, vault=Vault(key)).load()
     assert state is not None
     plan = state.steps["registry"].plan

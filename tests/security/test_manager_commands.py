@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from engine.support import Cli, etcd_ns
 
-from backends.errors import ConfigError
+from backends.errors import ConfigError, MigrateError
 from backends.manager_control import ManagerControl
 from backends.plan_file import plan_from_mapping
 from backends.sandbox.layout import SandboxInfo
@@ -79,3 +79,34 @@ def test_injection_in_the_plans_stop_command_runs_nothing(sandbox: SandboxInfo, 
            "stop really stops this manager; nothing was written" in r.stdout, r.stdout[-2000:]
     assert not any(f.exists() for f in files)
     assert etcd_ns(info) == before
+
+
+def _gone(pid: int) -> bool:
+    """Not running: no such process, or a zombie nobody has reaped yet (PID 1 of a container may not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in ("Z", "X")
+
+
+def test_a_hanging_command_is_killed_with_everything_it_started(tmp_path: Path) -> None:
+    """Issue 14, finding 8: the timed-out command was killed, its children were left running."""
+    import sys
+    import time
+
+    pidfile = tmp_path / "child.pid"
+    script = ("import subprocess, sys, time\n"
+              "p = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(300)'])\n"
+              f"open({str(pidfile)!r}, 'w').write(str(p.pid))\n"
+              "time.sleep(300)\n")
+    mc = ManagerControl("http://127.0.0.1:9/", [sys.executable, "-c", script], ["/bin/true"], timeout=2)
+    with pytest.raises(MigrateError) as e:
+        asyncio.run(mc.stop())
+    assert "the manager stop command did not finish within 2s; it was killed with every process it had started" \
+           in str(e.value)
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 10
+    while not _gone(child):
+        assert time.monotonic() < deadline, f"the command's child {child} is still running"
+        time.sleep(0.05)

@@ -124,7 +124,7 @@ def test_full_migration_leaks_no_secret_and_keeps_files_private(migrated: Migrat
     assert state is not None and state.steps["preflight"].backup is not None
     items = state.steps["preflight"].backup["etcd"]["items"]
     assert items["config/docker/registry/index.docker.io/password"] == m.secrets["Docker Hub password"][0]
-    assert "sealed:v1:" in (c.state_dir / "state.json").read_text()
+    assert "sealed:v2:" in (c.state_dir / "state.json").read_text()   # AES-GCM (backends/vault.py)
 
     found = [f"{p.relative_to(c.home)}: {x}" for p in m.written
              for x in leaks(p.read_bytes().decode("utf-8", "replace"), m.secrets)]

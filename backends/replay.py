@@ -43,7 +43,8 @@ FORMAT = 1
 
 def _state_json(engine: Engine, st: StepState) -> dict[str, Any]:
     """A step's state as the state file holds it: secrets sealed, anything secret-like redacted."""
-    return engine.cluster.redactor.redact_obj(engine.cluster.vault.seal_tree(asdict(st)))
+    scope = (engine.state.namespace, engine.state.run_id)
+    return engine.cluster.redactor.redact_obj(engine.cluster.vault.seal_tree(asdict(st), scope=scope))
 
 
 def _value_json(method: str, value: Any) -> Any:
@@ -71,7 +72,9 @@ class Recorder:
     def header(self, *, engine: Engine, probe: ProbeResult, manager_toml: str, plan_toml: str) -> None:
         """The run as it opened: its state, the probe's answer, the files it was made from."""
         redact = engine.cluster.redactor
-        self._write({"format": FORMAT, "run": redact.redact_obj(engine.cluster.vault.seal_tree(asdict(engine.state))),
+        scope = (engine.state.namespace, engine.state.run_id)
+        self._write({"format": FORMAT, "run": redact.redact_obj(engine.cluster.vault.seal_tree(asdict(engine.state),
+                                                                                                scope=scope)),
                      "dry_run": engine.cluster.dry_run, "probe": probe_json(probe),
                      "manager_toml": _standin_secrets(manager_toml, engine), "plan_toml": _standin_secrets(plan_toml,
                                                                                                           engine)})

@@ -18,7 +18,16 @@ from typing import Any, Protocol, TypeVar
 from . import __version__
 from .cluster import Cluster
 from .ending import cluster_condition, unopened_notice
-from .errors import EXIT_FAILED, EXIT_GATE, EXIT_OK, GateError, MigrateError, StepBlocked, StepFailed
+from .errors import (
+    EXIT_FAILED,
+    EXIT_GATE,
+    EXIT_OK,
+    ConfigError,
+    GateError,
+    MigrateError,
+    StepBlocked,
+    StepFailed,
+)
 from .events import (
     Emit,
     Event,
@@ -107,17 +116,27 @@ class Engine:
     @classmethod
     async def open(cls, cluster: Cluster, *, state_dir: Path | None = None, resume: bool = True,
                    transcript_dir: Path | None = None, sinks: Iterable[Emit] = (), lock: bool = True,
-                   steps: Iterable[str] | None = None, keep_finished: bool = False) -> Engine:
+                   steps: Iterable[str] | None = None, keep_finished: bool = False,
+                   existing_only: bool = False) -> Engine:
         """Connects, takes the cluster lock, loads or starts the run state.
 
         A finished run's state is archived and a new run starts, except with `keep_finished`
-        (rollback): undoing a completed migration needs that run's backups.
+        (rollback): undoing a completed migration needs that run's backups. `existing_only`
+        (rollback): without a saved run there is nothing to undo, and a new empty run is not
+        started in its place (it used to be, and the rollback then reported success).
         """
         await cluster.open()
         try:
             ns = cluster.settings.etcd.namespace
             store = None if cluster.dry_run else StateStore(state_dir or default_state_dir(ns),
                                                               vault=cluster.vault, redactor=cluster.redactor)
+            if existing_only and (store is None or not store.exists()):
+                where = store.dir if store is not None else default_state_dir(ns)
+                raise ConfigError(f"there is no run to roll back in {where}: nothing was changed",
+                                  key="--state-dir",
+                                  fix="pass --state-dir DIR, the state directory of the run to undo (the wizard "
+                                      "and `run` name it in their transcript); the default is "
+                                      "$XDG_STATE_HOME/bai-registry-migrate/<namespace>")
             if store is not None:
                 # What a run cannot do without is checked before the lock and before any write
                 # (exit 2, nothing written): a state directory it can write, a usable seal key.

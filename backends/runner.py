@@ -53,8 +53,8 @@ from .events import (
 from .lock import LockLost
 from .plan_file import PlanFile, load_plan
 from .registry_document import validate
-from .statuses import Outcome
-from .steps import STEP_ORDER
+from .statuses import Outcome, Status
+from .steps import STEP_CLASSES, STEP_ORDER
 from .textsafe import safe_event, terminal_safe
 
 
@@ -230,7 +230,8 @@ def check_registry_json(plan: PlanFile) -> None:
                       file=plan.source, key="registry.json", fix=first.fix)
 
 
-async def _open(opts: RunOptions, sinks: list, *, keep_finished: bool = False) -> Engine:
+async def _open(opts: RunOptions, sinks: list, *, keep_finished: bool = False, existing_only: bool = False
+                ) -> Engine:
     settings = load_settings(opts.config)
     plan = load_plan(opts.plan)
     if not keep_finished:
@@ -240,7 +241,7 @@ async def _open(opts: RunOptions, sinks: list, *, keep_finished: bool = False) -
     cluster = Cluster(settings, plan, dry_run=opts.dry_run)
     return await Engine.open(cluster, state_dir=Path(opts.state_dir) if opts.state_dir else None,
                              resume=not opts.fresh, transcript_dir=Path(opts.transcript) if opts.transcript else None,
-                             sinks=sinks, keep_finished=keep_finished)
+                             sinks=sinks, keep_finished=keep_finished, existing_only=existing_only)
 
 
 async def run(opts: RunOptions, out: TextIO | None = None) -> int:
@@ -378,9 +379,38 @@ async def plan_only(opts: RunOptions, out: TextIO | None = None) -> int:
     return await run(RunOptions(**{**opts.__dict__, "dry_run": True, "yes": False}), out)
 
 
+ROLLBACK_SHOWN = 20   # restored values printed per step; the transcript has all of them
+
+
+def _reversible(steps: Sequence[str] | None) -> list[str]:
+    """The steps to roll back, latest first. Naming a step that cannot be rolled back is a bad
+    input (exit 2), not a rollback of nothing that reports success."""
+    selected = _select(steps)
+    if steps:
+        fixed = [s for s in selected if not STEP_CLASSES[s].meta.reversible]
+        if fixed:
+            can = ", ".join(s for s in STEP_ORDER if STEP_CLASSES[s].meta.reversible)
+            raise ConfigError(f"step {fixed[0]} cannot be rolled back: it keeps no backup to restore (what it did "
+                              "stays done)", key="--steps", fix=f"roll back some of: {can}")
+    return list(reversed([s for s in selected if STEP_CLASSES[s].meta.reversible]))
+
+
+def _later_applied(engine: Engine, sid: str, selected: Sequence[str]) -> list[str]:
+    """Reversible steps after `sid` that are applied in this run and not being rolled back:
+    undoing `sid` under them leaves the cluster in a state no run ever had."""
+    later = STEP_ORDER[STEP_ORDER.index(sid) + 1:] if sid in STEP_ORDER else ()
+    return [s for s in later if s not in selected and STEP_CLASSES[s].meta.reversible
+            and (st := engine.state.steps.get(s)) is not None and st.backup is not None
+            and st.status in (Status.APPLYING, Status.APPLIED, Status.VERIFIED)]
+
+
 async def rollback(opts: RunOptions, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    selected = list(reversed(_select(opts.steps)))
+    try:
+        selected = _reversible(opts.steps)
+    except MigrateError as e:
+        say(out, f"bai-registry-migrate: error: {e.one_line()}")
+        return e.exit_code
     printer = Printer(out)
     stopper = Stopper(out)
     stopper.install()
@@ -393,7 +423,7 @@ async def rollback(opts: RunOptions, out: TextIO | None = None) -> int:
 async def _rollback(opts: RunOptions, out: TextIO, selected: list[str], printer: Printer, stopper: Stopper) -> int:
     try:
         # A completed run too: its backups are what a rollback after the migration restores.
-        engine = await _open(opts, [printer], keep_finished=True)
+        engine = await _open(opts, [printer], keep_finished=True, existing_only=True)
     except MigrateError as e:
         say(out, f"bai-registry-migrate: error: {e.one_line()}")
         return e.exit_code
@@ -410,15 +440,30 @@ async def _rollback(opts: RunOptions, out: TextIO, selected: list[str], printer:
         for sid in selected:
             st = engine.state.steps.get(sid)
             if st is None or st.backup is None:
+                if opts.steps:
+                    say(out, f"[{sid}] not rolled back: run {engine.state.run_id} has no backup of it "
+                             f"(it is {st.status if st else 'not part of the run'}: nothing of it was written)")
                 continue
-            step = engine.step(sid)
-            if not step.reversible:
-                continue
+            for later in _later_applied(engine, sid, selected):
+                say(out, f"[{sid}] warning: {later} was applied after it and stays applied"
+                         + (": Docker Hub's image metadata and registry entry stay deleted, so allowing or "
+                            "aliasing index.docker.io again finds no image" if later == "cleanup" else "")
+                         + f"; to undo both: rollback --steps {later},{sid}")
             changes = await engine.rollback(sid)
             rolled += 1
             say(out, f"[{sid}] rolled back: {len(changes)} change(s)")
+            for c in changes[:ROLLBACK_SHOWN]:   # what is back (secret values masked by the step)
+                shown = (f"  {c.target}: {c.before if c.before is not None else '(none)'} -> "
+                         f"{c.after if c.after is not None else '(deleted)'}")
+                say(out, terminal_safe(engine.cluster.redactor(shown)))
+            if len(changes) > ROLLBACK_SHOWN:
+                say(out, f"  ... and {len(changes) - ROLLBACK_SHOWN} more (every one is in the transcript)")
         if not rolled:
-            say(out, "nothing to roll back: no selected reversible step of this run has a backup")
+            outcome, code = Outcome.FAILED, EXIT_USAGE
+            message = ("nothing was rolled back: no selected reversible step of run "
+                       f"{engine.state.run_id} has a backup; fix: name the applied steps with --steps, or "
+                       "pass --state-dir of the run that applied them")
+            say(out, f"bai-registry-migrate: {message}")
         if engine.cluster.unrestored:
             # Everything else is back; these secret keys were neither checked nor restored, and
             # a script must not read exit 0 as "the cluster is as it was".

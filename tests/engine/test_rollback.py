@@ -96,6 +96,17 @@ def test_rollback_after_a_completed_run_restores_the_premigration_cluster(cli: C
     assert cli.state()["finished"] is True
     assert _differences(snapshot(info), before)
 
+    # Issue 10, item 1: one step alone shows what it restored and warns that cleanup, applied
+    # after it, stays applied (Docker Hub's metadata stays deleted).
+    r = cli.run("rollback", "--steps", "allowlists")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert "[allowlists] warning: cleanup was applied after it and stays applied: Docker Hub's image metadata" \
+        in r.stdout, r.stdout[-2000:]
+    assert "rollback --steps cleanup,allowlists" in r.stdout
+    restored = [line for line in r.stdout.splitlines() if line.startswith("  sql domains[")]
+    assert restored and all(" -> {" in line for line in restored), r.stdout[-2000:]
+    assert any("index.docker.io" in line.split(" -> ", 1)[1] for line in restored)   # Docker Hub allowed again
+
     r = cli.run("rollback")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
     rolled = {line.split("]")[0][1:]: line for line in r.stdout.splitlines() if " rolled back: " in line}
@@ -106,3 +117,23 @@ def test_rollback_after_a_completed_run_restores_the_premigration_cluster(cli: C
     assert manager_up(info)
     # The finished run's state was used, not archived and replaced by an empty one.
     assert not list(cli.state_dir.glob("state-*.json"))
+
+
+def test_rollback_refuses_what_it_cannot_do_and_writes_nothing(cli: Cli) -> None:
+    """Issue 10, item 1: `rollback --steps allowlists` without the run's state directory used to
+    start an empty run there and print `run rolled-back (exit 0)` with the domains still
+    migrated; `rollback --steps prepull` (nothing to restore) did the same."""
+    info = cli.info
+    before = snapshot(info)
+    r = cli.run("rollback", "--steps", "allowlists")
+    assert r.returncode == 2, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "there is no run to roll back in " in r.stdout and "fix: pass --state-dir DIR" in r.stdout, r.stdout
+    assert "rolled-back" not in r.stdout and "verified" not in r.stdout
+    assert not cli.state_dir.exists()                          # no empty run was started in its place
+
+    r = cli.run("rollback", "--steps", "prepull")
+    assert r.returncode == 2, r.stdout[-2000:]
+    assert "step prepull cannot be rolled back" in r.stdout
+    assert "fix: roll back some of: maintenance, registry, aliases, allowlists, cleanup" in r.stdout
+    assert not cli.state_dir.exists()
+    assert not _differences(snapshot(info), before)

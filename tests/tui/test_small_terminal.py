@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from conftest import DRY_WALK
-from textual.widgets import DataTable, Static
+from textual.widgets import DataTable, Input, Static
 from tui_support import WizardFactory, fully_visible, screen_lines
 
 from backends.replay import Recording
-from tui.autopilot import begin, wait_idle, walk
+from tui.autopilot import begin, wait_for, wait_idle, walk
+from tui.dialogs import TypedConfirmDialog
 from tui.screens.aliases import AliasesScreen
 from widgets.change_table import ChangeTable
 from widgets.editable_table import EditableTable
@@ -55,6 +56,42 @@ async def test_a_refused_alias_target_is_on_screen(replay_wizard: WizardFactory)
         await pilot.press("escape")
         await pilot.pause(0.1)
         assert table.editing is None
+        await pilot.press("ctrl+q")
+
+
+async def test_the_typed_confirmation_is_whole_and_answers_a_typo(replay_wizard: WizardFactory) -> None:
+    """Cleanup deletes Docker Hub's metadata: the operator types its name. At 80x24 the box
+    was cut to the input's top border. Now the prompt, what was typed and the answer to a typo
+    are all on screen, and the right word applies. (Not a dry run for the wizard, so the
+    typed confirmation is asked; the replayed engine writes nothing anyway.)"""
+    app = replay_wizard(replay=Recording(DRY_WALK, start_at="cleanup"), dry_run=False)
+    async with app.run_test(size=SMALL) as pilot:
+        await open_at(pilot, "cleanup")
+        assert app.controller.status("cleanup") == "blocked"              # the gate, as recorded
+        await pilot.press("p")                                            # sessions ended: plan again
+        await pilot.pause(0.1)
+        await wait_idle(pilot)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, TypedConfirmDialog), "the typed confirmation")
+        dialog = app.screen
+        await pilot.pause(0.2)
+        typed = dialog.query_one("#typed", Input)
+        assert app.focused is typed
+        await pilot.press(*"clenaup", "enter")
+        await pilot.pause(0.2)
+        assert app.screen is dialog                                      # a typo confirms nothing
+        prompt, error = dialog.query_one("#typed-prompt", Static), dialog.query_one("#typed-error", Static)
+        for widget in (prompt, typed, error):
+            assert fully_visible(widget), widget
+        text = shown(pilot)
+        assert "Type cleanup and press Enter to confirm" in text
+        assert "clenaup" in typed.value and "type cleanup to confirm; you typed clenaup" in text
+        assert "Nothing was" in text
+        await pilot.press("ctrl+u", *"cleanup", "enter")
+        await pilot.pause(0.1)
+        await wait_idle(pilot)
+        assert app.screen is not dialog
+        assert app.controller.status("cleanup") == "verified"
         await pilot.press("ctrl+q")
 
 

@@ -17,10 +17,12 @@ from tui_support import WizardFactory, fully_visible, screen_lines
 
 from backends.replay import Recording
 from tui.autopilot import begin, wait_for, wait_idle, walk
-from tui.dialogs import TypedConfirmDialog
+from tui.dialogs import ConfirmDialog, TypedConfirmDialog
 from tui.screens.aliases import AliasesScreen
 from widgets.change_table import ChangeTable
+from widgets.checks import ChecksView
 from widgets.editable_table import EditableTable
+from widgets.pull_grid import PullGrid
 
 SMALL = (80, 24)
 
@@ -111,4 +113,52 @@ async def test_plan_rows_read_differently(replay_wizard: WizardFactory) -> None:
         text = shown(pilot)
         assert any(t in text for t in targets if t.endswith("/cr.backend.ai"))   # on screen, not only in data
         assert rows.virtual_size.width <= rows.size.width                        # no column under a scrollbar
+        await pilot.press("ctrl+q")
+
+
+async def test_connection_checks_and_what_to_do_are_on_screen(replay_wizard: WizardFactory,
+                                                             replay_files: dict[str, Any]) -> None:
+    """The start screen's verdict (each check, then Enter or the fix) at 80x24, when all is well
+    and when manager.toml is broken (they were below the intro and the configuration)."""
+    bad = replay_files["config"].with_name("broken.toml")
+    bad.write_text("[etcd]\nnamespace = \"local\"\naddr = { host = \"127.0.0.1\", port = \n")
+    for config, verdict in ((replay_files["config"], "Press Enter to begin"), (bad, "cannot start")):
+        app = replay_wizard(config=str(config), dry_run=False)
+        async with app.run_test(size=SMALL) as pilot:
+            await wait_for(pilot, lambda: app.controller.probe_result is not None, "the checks")  # noqa: B023
+            await wait_idle(pilot)
+            await pilot.pause(0.2)
+            checks = app.screen.query_one("#start-checks", ChecksView)
+            assert checks.items and fully_visible(checks), config
+            assert fully_visible(app.screen.query_one("#start-hint"))
+            text = shown(pilot)
+            assert verdict in text
+            for item in checks.items:
+                assert item.name in text
+            if config == bad:
+                assert not checks.all_ok and "manager.toml" in text
+            await pilot.press("ctrl+q")
+
+
+async def test_the_pull_grid_is_on_screen(replay_wizard: WizardFactory) -> None:
+    """Pre-pull at 80x24: the agents x images grid, planned and then applied (it was under the
+    plan's 27 rows, below the fold); it has the cursor, so the arrows move over its cells."""
+    app = replay_wizard(replay=Recording(DRY_WALK, start_at="prepull"))
+    async with app.run_test(size=SMALL) as pilot:
+        await open_at(pilot, "prepull")
+        grid = app.screen.query_one("#grid", PullGrid)
+        assert fully_visible(grid) and fully_visible(app.screen.query_one("#grid-title"))
+        assert app.focused is grid
+        assert "27 queued" in shown(pilot) and "i-agent3" in shown(pilot)
+        await pilot.press("a")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmDialog), "the apply confirmation")
+        await pilot.press("y")
+        await pilot.pause(0.1)
+        await wait_idle(pilot)
+        assert app.controller.status("prepull") == "verified"
+        await pilot.pause(0.3)
+        assert fully_visible(grid) and "27 skipped" in shown(pilot)     # a dry run pulls nothing
+        await pilot.press("down")
+        await pilot.pause(0.1)
+        assert grid.cursor_row == 1 and "i-agent2" in str(app.screen.query_one("#cell-detail").render())
         await pilot.press("ctrl+q")

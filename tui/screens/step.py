@@ -11,8 +11,11 @@ it shows changed (engine events arrive by the hundred during a scan, and a re-la
 footer rebuild per event would eat the CPU the engine's etcd client needs).
 
 Keys: letters act only when no text field has focus (a TextArea or Input would swallow them,
-and the footer hides them meanwhile); the wizard's navigation is on ctrl keys that neither
-TextArea nor DataTable binds (ctrl+n, ctrl+b).
+and the footer hides them meanwhile). Next is ctrl+n, which no text field binds, so it works
+while typing, or `]`; Back is `b` or `[`. Back was ctrl+b, which is tmux's prefix key (and
+ctrl+a is screen's): operators run long jobs in tmux over SSH, where it never reached the
+wizard. ctrl+arrows are avoided too: many terminals send them differently, or not at all,
+over SSH.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ if TYPE_CHECKING:
     from ..app import MigrationApp
     from ..controller import Controller, Identity
 # Actions that are single letters: hidden while a text field has focus (it would eat them).
-LETTER_ACTIONS = frozenset({"plan", "apply", "verify", "rollback", "skip", "retry", "edit_json",
+LETTER_ACTIONS = frozenset({"back", "plan", "apply", "verify", "rollback", "skip", "retry", "edit_json",
                             "toggle_target", "toggle_hub", "toggle_remove", "transcript"})
 
 STATUS_TEXT: dict[Status, str] = {
@@ -92,8 +95,9 @@ class StepScreen(Screen[None]):
     key_states: var[tuple[Any, ...]] = var((), init=False)
 
     BINDINGS = [
-        Binding("ctrl+n", "next", "Next", id="next", tooltip="Go to the next step (when this one is done)"),
-        Binding("ctrl+b", "back", "Back", id="back", tooltip="Show the previous step"),
+        Binding("ctrl+n,right_square_bracket", "next", "Next", id="next",
+                tooltip="Go to the next step (when this one is done)"),
+        Binding("b,left_square_bracket", "back", "Back", id="back", tooltip="Show the previous step"),
         Binding("p", "plan", "Plan", id="plan", tooltip="Inspect again and make a new plan (read-only)"),
         Binding("a", "apply", "Apply", id="apply", tooltip="Apply the reviewed plan (asks first)"),
         Binding("v", "verify", "Verify", id="verify", tooltip="Read the result back and check it"),

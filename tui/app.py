@@ -27,6 +27,7 @@ from backends.statuses import Operation
 
 from .controller import Controller
 from .dialogs import ConfirmDialog, ErrorDialog, ExportDialog
+from .help import HELP_BINDING, HelpScreen
 from .messages import (
     EngineEvent,
     EngineOpened,
@@ -50,6 +51,7 @@ class MigrationApp(App[int]):
     BINDINGS = [
         Binding("ctrl+q", "quit", "Quit", priority=True, id="quit",
                 tooltip="Leave the wizard; an unfinished run resumes next time"),
+        HELP_BINDING,
         Binding("t", "transcript", "Transcript", id="transcript", tooltip="Show everything done so far"),
         Binding("ctrl+e", "export", "Export", id="export", tooltip="Copy the transcript to a directory"),
         Binding("ctrl+y", "copy", "Copy", id="copy", tooltip="Copy the highlighted command (OSC 52)"),
@@ -164,6 +166,12 @@ class MigrationApp(App[int]):
         if action == "export":
             return bool(self.controller.transcript_paths())
         return True
+
+    def action_help(self) -> None:
+        if isinstance(self.screen, HelpScreen):
+            self.screen.dismiss(None)
+        else:
+            self.push_screen(HelpScreen(self.screen))
 
     def action_transcript(self) -> None:
         from .screens.transcript import TranscriptScreen

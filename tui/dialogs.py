@@ -13,13 +13,36 @@ from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Static
 
 
 class _Dialog(ModalScreen[object]):
-    """Common frame: a titled box in the middle, body lines, key hints."""
+    """Common frame: a titled box in the middle, body lines, key hints.
+
+    The box grows with its lines up to 90% of the terminal and then scrolls them (↑/↓, PgUp/PgDn),
+    while what the operator answers with (an input, its feedback) is docked at the bottom of
+    the box: at 80x24 the cleanup's typed confirmation was cut to the input's top border, and
+    the operator typed blind.
+    """
+
+    # Structure only (colours and borders are in app.tcss): a dialog fits any terminal.
+    DEFAULT_CSS = """
+    _Dialog {
+        align: center middle;
+    }
+    _Dialog .dialog {
+        width: 80%;
+        max-width: 100;
+        height: auto;
+        max-height: 90%;
+    }
+    _Dialog .dialog-answer {
+        dock: bottom;
+        height: auto;
+    }
+    """
 
     def __init__(self, title: str, lines: Sequence[str], *, classes: str = "") -> None:
         super().__init__(classes=classes)
@@ -30,11 +53,12 @@ class _Dialog(ModalScreen[object]):
         yield from ()
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
+        with VerticalScroll(classes="dialog"):
             yield Static(self.title_text, classes="dialog-title", markup=False)
             for line in self.lines:
                 yield Static(line, classes="dialog-line", markup=False)
-            yield from self.compose_body()
+            with Vertical(classes="dialog-answer"):
+                yield from self.compose_body()
         yield Footer(show_command_palette=False, compact=self.app.size.width < 120)
 
 
@@ -51,25 +75,36 @@ class ConfirmDialog(_Dialog):
 
 
 class TypedConfirmDialog(_Dialog):
-    """Destructive plans (StepPlan.destructive): the operator types a word to confirm."""
+    """Destructive plans (StepPlan.destructive): the operator types a word to confirm.
+
+    A wrong word is answered under the input with what was typed, so a typo (`clenaup`) is
+    seen as a typo and not as a confirmation that did nothing."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="cancel")]
+    AUTO_FOCUS = "#typed"
 
     def __init__(self, title: str, lines: Sequence[str], word: str) -> None:
-        super().__init__(title, [*lines, f"Type {word!r} and press Enter to confirm; Escape cancels."],
-                         classes="-danger")
+        super().__init__(title, lines, classes="-danger")
         self.word = word
 
     def compose_body(self) -> ComposeResult:
-        yield Input(placeholder=self.word, id="typed")
+        yield Static(f"Type {self.word} and press Enter to confirm; Escape cancels.", id="typed-prompt",
+                     markup=False)
+        yield Input(placeholder=self.word, id="typed", select_on_focus=False)
         yield Static("", id="typed-error", markup=False)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.query_one("#typed-error", Static).update("")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        if event.value.strip() == self.word:
+        typed = event.value.strip()
+        if typed == self.word:
             self.dismiss(True)
-        else:
-            self.query_one("#typed-error", Static).update(f"that is not {self.word!r}; nothing was done")
+            return
+        said = f"you typed {typed}" if typed else "you typed nothing"
+        self.query_one("#typed-error", Static).update(f"✗ type {self.word} to confirm; {said}. Nothing was done.")
 
     def action_cancel(self) -> None:
         self.dismiss(False)
@@ -124,6 +159,7 @@ class ExportDialog(_Dialog):
     """Copies the transcript (Markdown + JSON Lines) into a directory the operator names."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel", id="cancel")]
+    AUTO_FOCUS = "#export-dir"
 
     def __init__(self, sources: Sequence[Path], default: Path) -> None:
         lines = ["The transcript is written as the run goes:", *[f"  {p}" for p in sources],

@@ -24,6 +24,7 @@ from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
 from widgets._style import LABEL, MUTED, ellipsize, foreground_only
+from widgets.distinct_cut import DistinctCut
 from widgets.items import ChangeItem
 
 COLUMNS: tuple[tuple[str, str], ...] = (("target", "target"), ("action", "action"),
@@ -104,6 +105,7 @@ class ChangeTable(Widget):
         self._items: list[ChangeItem] = list(items or [])
         self._index: int | None = None
         self._built_width = 0
+        self._shown: list[tuple[str, str | None, str | None]] = []
 
     @property
     def items(self) -> list[ChangeItem]:
@@ -134,8 +136,11 @@ class ChangeTable(Widget):
         self._rebuild(keep=self._index or 0)
 
     def _on_resize(self, event: events.Resize) -> None:
-        # Cell cut-offs depend on the width: rebuild when it changes noticeably.
-        if abs(event.size.width - self._built_width) >= 4:
+        # Cell cut-offs depend on the width: rebuild when it shrinks at all (a scrollbar
+        # appearing beside the table would otherwise push the last column under a horizontal
+        # one) or grows noticeably.
+        grown = event.size.width - self._built_width
+        if grown < 0 or grown >= 4:
             self._rebuild(keep=self._index or 0)
 
     def _theme_changed(self) -> None:
@@ -144,28 +149,68 @@ class ChangeTable(Widget):
         if self._items:
             self._rebuild(keep=self._index or 0)
 
-    def _caps(self) -> tuple[int, int]:
-        width = self.size.width or 80
-        target = max(16, int(width * 0.34))
-        value = max(10, int((width - target - 14) / 2))
-        return target, value
+    def _cut(self) -> list[tuple[str, str | None, str | None]]:
+        """Each change's target, before and after as the row shows them, cut to fit the width.
+
+        The target gets its room first, 20 cells or two fifths of the columns: it is what tells
+        the rows apart (`etcd …/cr.backend.ai`), while a value cut short is shown whole in the
+        panel below. A value shorter than its share leaves the rest to the other value, then
+        back to the target.
+        Each cell is cut by `DistinctCut`, so rows that differ only in their middle or end
+        still read differently (80 columns: `etcd …/project`, not `etcd config/docke…`)."""
+        items = self._items
+        if not items:
+            return []
+        targets = [i.target for i in items]
+        befores = [one_line(i.before) if i.before is not None else ABSENT for i in items]
+        afters = [one_line(i.after) if i.after is not None else ABSENT for i in items]
+        action_w = max(cell_len(COLUMNS[1][1]), *(cell_len(i.action) for i in items))
+        # each of the four columns is padded by one cell on both sides; 2 for the scrollbar
+        room = max(30, (self.size.width or 80) - action_w - 2 * len(COLUMNS) - 2)
+        t_want, b_want, a_want = want = [max(cell_len(label), *(cell_len(v) for v in col)) for label, col in
+                                         (("target", targets), ("before", befores), ("after", afters))]
+        if t_want + b_want + a_want <= room:
+            t_cap, b_cap, a_cap = want
+        else:
+            t_cap = min(t_want, max(20, room * 2 // 5))
+            rest = room - t_cap
+            if b_want <= rest // 2:
+                b_cap, a_cap = b_want, min(a_want, rest - b_want)
+            elif a_want <= rest - rest // 2:
+                a_cap, b_cap = a_want, min(b_want, rest - a_want)
+            else:
+                b_cap, a_cap = max(6, rest // 2), max(6, rest - rest // 2)
+            t_cap = min(t_want, max(t_cap, room - b_cap - a_cap))
+        cut_t = DistinctCut(targets, kind_word=True)
+        # one index for both values: a before and an after that differ must not read the same
+        cut_v = DistinctCut([*befores, *afters])
+
+        def value(v: str | None, shown: str, cap: int) -> str | None:
+            if v is None:
+                return None
+            # prose and JSON (they have spaces) read from their start; names and paths by their end
+            return ellipsize(shown, cap) if " " in shown else cut_v.cut(shown, cap)
+
+        return [(cut_t.cut(t, t_cap), value(i.before, b, b_cap), value(i.after, a, a_cap))
+                for i, t, b, a in zip(items, targets, befores, afters, strict=True)]
 
     def _style(self, name: str) -> Style:
         return foreground_only(self.get_component_rich_style(f"change-table--{name}"))
 
-    def _cells(self, item: ChangeItem, target_cap: int, value_cap: int) -> list[Text]:
+    def _cells(self, item: ChangeItem, shown: tuple[str, str | None, str | None]) -> list[Text]:
         action_class = ACTION_CLASS.get(item.action.lower(), "update")
 
         def value(v: str | None) -> Text:
             if v is None:
                 return Text(ABSENT, style=self._style("absent"), no_wrap=True)
-            return Text(ellipsize(one_line(v), value_cap), no_wrap=True)
+            return Text(v, no_wrap=True)
 
+        target, before, after = shown
         return [
-            Text(ellipsize(item.target, target_cap), no_wrap=True),
+            Text(target, no_wrap=True),
             Text(item.action, style=self._style(action_class), no_wrap=True),
-            value(item.before),
-            value(item.after),
+            value(before),
+            value(after),
         ]
 
     def _rebuild(self, keep: int = 0) -> None:
@@ -173,8 +218,8 @@ class ChangeTable(Widget):
             return
         table = self.table
         self._built_width = self.size.width
-        target_cap, value_cap = self._caps()
-        rows = [self._cells(item, target_cap, value_cap) for item in self._items]
+        self._shown = self._cut()
+        rows = [self._cells(item, shown) for item, shown in zip(self._items, self._shown, strict=True)]
         with self.app.batch_update():
             # Widths from the cells, set now: DataTable would measure new rows only when it next
             # idles, and a busy screen drew (and was screenshotted) with the header widths.
@@ -210,16 +255,16 @@ class ChangeTable(Widget):
         if index is None or not self._items:
             return Content.styled("No changes: this step has nothing to write.", MUTED)
         item = self._items[index]
-        target_cap, value_cap = self._caps()
+        shown_target, *shown_values = self._shown[index] if index < len(self._shown) else (None, None, None)
         lines: list[Content] = [
             Content.assemble(("$ ", LABEL), (item.command or "(no equivalent command)", "bold")),
         ]
         if item.note:
             lines.append(Content.assemble(("note: ", LABEL), item.note))
-        if len(item.target) > target_cap:
+        if shown_target != item.target:
             lines.append(Content.assemble(("target: ", LABEL), item.target))
-        for label, v in (("before", item.before), ("after", item.after)):
-            if v is not None and (len(one_line(v)) > value_cap or "\n" in v):
+        for label, v, shown in (("before", item.before, shown_values[0]), ("after", item.after, shown_values[1])):
+            if v is not None and (shown != one_line(v) or "\n" in v):
                 lines.append(Content.assemble((f"{label}: ", LABEL), v))
         lines.append(Content.styled(f"change {index + 1} of {len(self._items)} · c copies the command", MUTED))
         return Content("\n").join(lines)

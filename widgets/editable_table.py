@@ -290,6 +290,7 @@ class EditableTable(Widget):
         self._refresh_row(row_id)
         edit_input.focus()
         self.refresh_bindings()
+        self._reveal_edit_area()
 
     def action_cancel_edit(self) -> None:
         if self._editing is None:
@@ -338,11 +339,23 @@ class EditableTable(Widget):
             self._refused = True
             self._show_error(error)
             self.input.focus()
+            self._reveal_edit_area()
             return
         self._rows[row_id][self._editable] = value
         self._stop_editing()
         self.table.focus()
         self.post_message(self.Edited(self, row_id, value))
+
+    def _reveal_edit_area(self) -> None:
+        """Scroll whatever holds this table so the label, the input and the reason are all on
+        screen, once they are laid out. Focus alone scrolls to the input, and on a small
+        terminal (80x24) the reason under it stayed below the fold: the operator saw Enter do
+        nothing."""
+        def reveal() -> None:
+            if self._editing is not None and self.is_mounted:
+                self.query_one("#edit-area").scroll_visible(animate=False, immediate=True)
+
+        self.call_after_refresh(reveal)
 
     def _on_descendant_blur(self, event: events.DescendantBlur) -> None:
         # Focus left the input for somewhere outside this widget (mouse, screen key): an edit

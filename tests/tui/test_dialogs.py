@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from textual.app import App
+from tui_support import fully_visible
 
 from tui.dialogs import ConfirmDialog, ErrorDialog, ResumeDialog, TypedConfirmDialog
 
@@ -26,7 +27,8 @@ async def test_typed_confirmation_needs_the_exact_word() -> None:
         assert "[bold]keys[/]" in str(app.screen.query(".dialog-line").first().render())
         await pilot.press(*"clean", "enter")
         await pilot.pause()
-        assert app.results == [] and "that is not 'cleanup'" in str(app.screen.query_one("#typed-error").render())
+        assert app.results == [] and "type cleanup to confirm; you typed clean" in str(
+            app.screen.query_one("#typed-error").render())
         await pilot.press("ctrl+u", *"cleanup", "enter")
         await pilot.pause()
     assert app.results == [True]
@@ -69,3 +71,37 @@ async def test_error_dialog_shows_message_and_fix() -> None:
         await pilot.press("enter")
         await pilot.pause()
     assert app.results == [None]
+
+
+async def test_a_long_dialog_fits_80x24_its_lines_scroll_and_the_answer_stays() -> None:
+    """More lines than 80x24 holds: the box stays inside the terminal, its lines scroll (↓,
+    PgDn, also while typing) and the input with its feedback never leaves the box."""
+    lines = [f"change {i}: delete etcd key images/index.docker.io/lablup/python/{i}" for i in range(30)]
+    app = Harness(TypedConfirmDialog("Apply agent cleanup?", lines, "agent-cleanup"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        box = app.screen.query_one(".dialog")
+        typed, error = app.screen.query_one("#typed"), app.screen.query_one("#typed-error")
+        assert fully_visible(box) and fully_visible(typed) and fully_visible(app.screen.query_one("#typed-prompt"))
+        assert box.max_scroll_y > 0 and app.focused is typed
+        await pilot.press("pagedown", "down")
+        await pilot.pause()
+        assert box.scroll_y > 0 and fully_visible(typed)
+        await pilot.press(*"agent-clean", "enter")
+        await pilot.pause()
+        assert fully_visible(error) and "you typed agent-clean" in str(error.render())
+        await pilot.press("end", "u", "p", "enter")              # agent-clean + up
+        await pilot.pause()
+    assert app.results == [True]
+
+    app = Harness(ConfirmDialog("Apply?", lines))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        box = app.screen.query_one(".dialog")
+        assert fully_visible(box) and box.max_scroll_y > 0
+        await pilot.press("end")
+        await pilot.pause()
+        assert box.scroll_y == box.max_scroll_y
+        await pilot.press("y")
+        await pilot.pause()
+    assert app.results == [True]

@@ -14,6 +14,8 @@ from typing import Any
 import aiodocker
 import asyncpg
 import httpx
+from textual.errors import NoWidget
+from textual.widget import Widget
 
 from backends.config import HostPort
 from backends.etcd import EtcdStore
@@ -123,6 +125,23 @@ def screen_diff(stored: Path, actual: str) -> str:
     """What changed on screen between a stored snapshot and a new screenshot, as a unified diff."""
     before = screen_text(stored.read_text()) if stored.exists() else []
     return "\n".join(difflib.unified_diff(before, screen_text(actual), str(stored.name), "now", lineterm="", n=0))
+
+
+def screen_lines(app: MigrationApp) -> list[str]:
+    """What the terminal shows of the active screen (a dialog included), one string per row."""
+    return [strip.text for strip in app.screen._compositor.render_strips()]
+
+
+def fully_visible(widget: Widget) -> bool:
+    """The whole widget is on the terminal: inside the screen and not clipped by any container
+    (a scrolled-away or cut-off widget is somewhere in the layout, but nobody can read it)."""
+    try:
+        geometry = widget.screen.find_widget(widget)
+    except NoWidget:
+        return False
+    region = geometry.region
+    return region.area > 0 and geometry.clip.contains_region(region) and \
+        widget.screen.region.contains_region(region)
 
 
 _TEXT = re.compile(r'<text class="[^"]*" x="(?P<x>[\d.]+)" y="(?P<y>[\d.]+)"[^>]*>(?P<t>.*?)</text>', re.S)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from widget_harness import MARKUP_BAIT, Harness, screen_text
 
 from widgets.change_table import ChangeTable
+from widgets.distinct_cut import DistinctCut
 from widgets.items import ChangeItem
 
 LONG_JSON = '{"": "https://cr.backend.ai", "type": "harbor2", "project": "stable,community,[etcd]"}'
@@ -71,3 +72,58 @@ async def test_copy_command_and_reshow_keeps_index() -> None:
         await pilot.pause()
         assert table.highlighted_index is None
         assert "No changes" in screen_text(app)
+
+
+REGISTRY_KEYS = ["etcd config/docker/registry/cr.backend.ai", *(f"etcd config/docker/registry/cr.backend.ai/{k}"
+                                                                 for k in ("type", "project", "username", "password"))]
+DOMAINS = [f"sql domains[{d}].allowed_docker_registries" for d in ("archive", "default", "education", "research")]
+
+
+def same_prefix_changes() -> list[ChangeItem]:
+    """A registry plan's keys (one prefix, different ends) and an allowlists plan's domains
+    (one prefix and one suffix, different middles), with values as long as the real ones."""
+    return ([ChangeItem(t, "put", None, "http://127.0.0.1:43659", f"put {t}") for t in REGISTRY_KEYS]
+            + [ChangeItem(t, "update", "{index.docker.io,registry.research.local:5000}",
+                          "{registry.research.local:5000,cr.backend.ai}", f"UPDATE {t}") for t in DOMAINS])
+
+
+async def test_rows_that_share_a_long_prefix_read_differently_at_80_columns() -> None:
+    """At 80x24 the step screen gives the plan 55 columns: five registry keys used to read
+    `etcd config/docke…` five times. Each row must show what tells it apart."""
+    def setup(app: Harness) -> None:
+        app.query_one(ChangeTable).show(same_prefix_changes())
+
+    app = Harness(lambda: [ChangeTable(id="changes")], setup)
+    app.CSS = "ChangeTable { width: 55; height: 1fr; }"
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        table = app.query_one(ChangeTable).table
+        shown = [str(table.get_row_at(r)[0]) for r in range(table.row_count)]
+        assert len(set(shown)) == len(shown), shown
+        assert shown[:5] == ["etcd …/cr.backend.ai", "etcd …/type", "etcd …/project", "etcd …/username",
+                             "etcd …/password"]
+        for s, domain in zip(shown[5:], ("archive", "default", "education", "research"), strict=True):
+            assert s.startswith(f"sql domains[{domain[:7]}"), s
+        text = screen_text(app)
+        for s in shown:
+            assert s in text                       # on screen, not only in the table's data
+        assert table.virtual_size.width <= table.size.width, "no column under a horizontal scrollbar"
+        # the highlighted row's target is in full below the table
+        assert f"target: {REGISTRY_KEYS[0]}" in text
+
+
+def test_distinct_cut_keeps_what_differs() -> None:
+    cut = DistinctCut(REGISTRY_KEYS + ["etcd images/cr.backend.ai/*", "manager"], kind_word=True)
+    assert cut.cut("manager", 20) == "manager"                                   # fits: unchanged
+    assert cut.cut(REGISTRY_KEYS[2], 28) == "etcd …/cr.backend.ai/project"       # the end, at a separator
+    assert cut.cut(REGISTRY_KEYS[2], 16) == "etcd …/project"
+    domains = DistinctCut(DOMAINS, kind_word=True)
+    assert domains.cut(DOMAINS[2], 28) == "sql domains[education]…"             # the middle is what differs
+    assert domains.cut(DOMAINS[2], 20) == "sql domains[educati…"
+    alone = DistinctCut(DOMAINS[3:], kind_word=True)
+    assert alone.cut(DOMAINS[3], 28) == "sql domains[research]…"                # a subscript names its row
+    refs = DistinctCut(["cr.backend.ai/stable/python:3.6-ubuntu18.04", "cr.backend.ai/stable/python:3.9-ubuntu20.04"])
+    assert refs.cut("cr.backend.ai/stable/python:3.9-ubuntu20.04", 24) == "…/python:3.9-ubuntu20.04"
+    for width in range(2, 50):                                                    # never wider than asked
+        for value in [*REGISTRY_KEYS, *DOMAINS]:
+            assert len(cut.cut(value, width)) <= width and len(domains.cut(value, width)) <= width

@@ -69,6 +69,10 @@ class AliasesScreen(StepScreen):
     def default_focus(self) -> Widget | None:
         return self.query_one("#aliases", EditableTable).table
 
+    def help_notes(self) -> list[str]:
+        return ["Enter (or e) on an alias: edit its proposed target; Enter accepts, Esc cancels. A target that "
+                "is not in the rescanned metadata is refused under the field, with the closest image."]
+
     # -- data ------------------------------------------------------------------------------------
     def rows(self) -> list[AliasView]:
         step = self.ctl.step_view(self.STEP)

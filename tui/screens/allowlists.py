@@ -51,6 +51,9 @@ class AllowlistsScreen(StepScreen):
     def default_focus(self) -> Widget | None:
         return self.query_one("#domains", EditableTable).table
 
+    def help_notes(self) -> list[str]:
+        return ["Enter (or e) on a domain: edit its registries, comma-separated; Enter accepts, Esc cancels."]
+
     # -- data ------------------------------------------------------------------------------------
     def domains(self) -> list[DomainView]:
         step = self.ctl.step_view(self.STEP)

@@ -14,6 +14,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.content import Content
+from textual.widget import Widget
 from textual.widgets import Static
 
 from backends.statuses import CellState, Operation, Status
@@ -37,12 +38,19 @@ class GridStepScreen(StepScreen):
         self._matrix: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
     def compose_body(self) -> ComposeResult:
+        # The grid before the plan's rows: it shows every pull of the plan (agent x image) and
+        # then their progress, and at 80x24 it was below the fold under 27 rows of commands.
         yield from self.compose_findings()
         yield from self.compose_checks()
-        yield from self.compose_plan()
         yield Static(self.meta.grid_title, id="grid-title", classes="section", markup=False)
         yield PullGrid(id="grid")
         yield Static(id="cell-detail", markup=False)
+        yield from self.compose_plan()
+
+    def default_focus(self) -> Widget | None:
+        """The grid, always shown (empty until the plan): arrows move over its cells, f finds a
+        failure; focusing the plan's rows below it would scroll it away on a small terminal."""
+        return self.query_one("#grid", PullGrid)
 
     # -- the matrix ------------------------------------------------------------------------------
     def refresh_step(self) -> None:
@@ -56,12 +64,11 @@ class GridStepScreen(StepScreen):
             for agent, image in g.absent if g else []:
                 grid.update_cell(agent, image, "skipped", message="not on this agent")
             self._draw(list(self.ctl.cells.get(self.STEP, {}).values()))
-        visible = bool(agents and images)
-        grid.display = visible
-        self.query_one("#grid-title", Static).display = visible
-        self.query_one("#grid-title", Static).update(self.grid_title(g.summary if g else ""))
+        self.query_one("#grid-title", Static).update(self.grid_title(g.summary if g else "", planned=g is not None))
 
-    def grid_title(self, summary: str) -> Content:
+    def grid_title(self, summary: str, *, planned: bool = True) -> Content:
+        if not planned:
+            return Content.assemble((self.meta.grid_title, "bold"), ("   made with the plan", "$foreground-muted"))
         counts: dict[CellState, int] = {}
         for c in self.ctl.cells.get(self.STEP, {}).values():
             counts[c.state] = counts.get(c.state, 0) + 1

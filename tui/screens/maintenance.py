@@ -34,6 +34,9 @@ class MaintenanceScreen(StepScreen):
             return not self._text_focused() and not self.query_one("#announcement", Input).disabled
         return super().check_action(action, parameters)
 
+    def help_notes(self) -> list[str]:
+        return ["In the announcement: Enter plans again with it; Esc or Tab leaves the field."]
+
     def compose_body(self) -> ComposeResult:
         yield from self.compose_findings()
         yield from self.compose_checks()

@@ -65,6 +65,10 @@ class RegistryScreen(StepScreen):
     def on_resize(self, event: Resize) -> None:
         self.set_class(event.size.width < 150, "-narrow")
 
+    def help_notes(self) -> list[str]:
+        return ["In the registry JSON: Esc leaves the editor, F8 moves to the next issue. Apply and Next wait "
+                "while the JSON has an error; a valid edit makes the plan out of date until p."]
+
     def step(self) -> RegistryStep | None:
         return self.ctl.step_view(self.STEP)  # type: ignore[return-value]
 

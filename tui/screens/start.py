@@ -36,6 +36,9 @@ INTRO = ("This wizard moves the cluster's kernel images from Docker Hub (index.d
          "metadata and of the old images on the agents. Every change is shown with its manual command "
          "before it is made, and nothing is written without your confirmation.")
 
+SHORT_INTRO = ("Moves kernel images from Docker Hub to {target}, one reviewed step at a time; nothing is "
+               "written without your confirmation.")
+
 
 class Phase(StrEnum):
     """Where the start screen is: checking the connections, ready to begin, failed, opening."""
@@ -67,16 +70,20 @@ class StartScreen(Screen[None]):
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
+        # The checks and what to do next come before the configuration they were made with: at
+        # 80x24 the checks were below the fold, under the intro and the configuration. On a
+        # short terminal the intro is one line (app.tcss).
         yield ClusterHeader(id="header")
         with VerticalScroll(id="start-body"):
             yield Static(id="start-title", markup=False)
             yield Static(id="start-intro", markup=False)
-            yield Static("Configuration", classes="section", markup=False)
-            yield Static(id="start-config", markup=False)
+            yield Static(id="start-intro-short", markup=False)
             yield Static("Connection checks", classes="section", markup=False)
             with Vertical(id="start-checks-box"):
                 yield ChecksView(id="start-checks")
             yield Static(id="start-hint", markup=False)
+            yield Static("Configuration", classes="section", markup=False)
+            yield Static(id="start-config", markup=False)
         yield Footer(show_command_palette=False, compact=self.app.size.width < 120)
 
     def on_mount(self) -> None:
@@ -113,6 +120,7 @@ class StartScreen(Screen[None]):
         self.query_one("#start-title", Static).update(Content.assemble(
             ("Backend.AI registry migration", "bold"), ("  Docker Hub → ", "$foreground-muted"), (target, "bold")))
         self.query_one("#start-intro", Static).update(INTRO.format(target=target))
+        self.query_one("#start-intro-short", Static).update(SHORT_INTRO.format(target=target))
         self.query_one("#start-config", Static).update(self.config_lines())
         res = ctl.probe_result if self.state is not Phase.PROBING else None
         checks = [CheckItem(c.name, c.ok, c.detail) for c in res.checks] if res else []

@@ -11,8 +11,11 @@ it shows changed (engine events arrive by the hundred during a scan, and a re-la
 footer rebuild per event would eat the CPU the engine's etcd client needs).
 
 Keys: letters act only when no text field has focus (a TextArea or Input would swallow them,
-and the footer hides them meanwhile); the wizard's navigation is on ctrl keys that neither
-TextArea nor DataTable binds (ctrl+n, ctrl+b).
+and the footer hides them meanwhile). Next is ctrl+n, which no text field binds, so it works
+while typing, or `]`; Back is `b` or `[`. Back was ctrl+b, which is tmux's prefix key (and
+ctrl+a is screen's): operators run long jobs in tmux over SSH, where it never reached the
+wizard. ctrl+arrows are avoided too: many terminals send them differently, or not at all,
+over SSH.
 """
 
 from __future__ import annotations
@@ -40,13 +43,14 @@ from widgets.step_list import StepList
 
 from ..convert import change_items, check_items, finding_items, step_items
 from ..dialogs import ConfirmDialog, TypedConfirmDialog
+from ..help import HELP_BINDING
 from ..messages import CellsChanged, EventHeard, OpFinished, Update
 
 if TYPE_CHECKING:
     from ..app import MigrationApp
     from ..controller import Controller, Identity
 # Actions that are single letters: hidden while a text field has focus (it would eat them).
-LETTER_ACTIONS = frozenset({"plan", "apply", "verify", "rollback", "skip", "retry", "edit_json",
+LETTER_ACTIONS = frozenset({"back", "plan", "apply", "verify", "rollback", "skip", "retry", "edit_json",
                             "toggle_target", "toggle_hub", "toggle_remove", "transcript"})
 
 STATUS_TEXT: dict[Status, str] = {
@@ -92,13 +96,18 @@ class StepScreen(Screen[None]):
     key_states: var[tuple[Any, ...]] = var((), init=False)
 
     BINDINGS = [
-        Binding("ctrl+n", "next", "Next", id="next", tooltip="Go to the next step (when this one is done)"),
-        Binding("ctrl+b", "back", "Back", id="back", tooltip="Show the previous step"),
+        # first, so that it leads the footer: at 80 columns the footer is cut after a few keys
+        HELP_BINDING,
+        Binding("ctrl+n,right_square_bracket", "next", "Next", id="next",
+                tooltip="Go to the next step (when this one is done)"),
+        Binding("b,left_square_bracket", "back", "Back", id="back", tooltip="Show the previous step"),
         Binding("p", "plan", "Plan", id="plan", tooltip="Inspect again and make a new plan (read-only)"),
         Binding("a", "apply", "Apply", id="apply", tooltip="Apply the reviewed plan (asks first)"),
         Binding("v", "verify", "Verify", id="verify", tooltip="Read the result back and check it"),
         Binding("x", "rollback", "Roll back", id="rollback", tooltip="Restore this step's backup"),
         Binding("s", "skip", "Skip", id="skip", tooltip="Skip this optional step"),
+        Binding("escape", "leave_field", "Leave the field", id="leave-field", show=False,
+                tooltip="Back to where the cursor starts, so that letter keys act again"),
     ]
 
     def __init__(self, step: str | None = None) -> None:
@@ -136,6 +145,14 @@ class StepScreen(Screen[None]):
     @property
     def busy(self) -> Operation | None:
         return self.ctl.busy.get(self.STEP)
+
+    @property
+    def help_title(self) -> str:
+        return self.meta.title
+
+    def help_notes(self) -> list[str]:
+        """Hook: keys that act through a widget rather than a binding (Enter on a row)."""
+        return []
 
     # -- layout --------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -370,6 +387,8 @@ class StepScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action in LETTER_ACTIONS and self._text_focused():
             return False
+        if action == "leave_field":
+            return self._text_focused()
         if self.ctl.engine is None:
             return action in ("back",) or None
         st, busy = self.status, self.busy
@@ -414,6 +433,11 @@ class StepScreen(Screen[None]):
         i = ids.index(self.STEP)
         if i > 0:
             self.wizard.show_step(ids[i - 1])
+
+    def action_leave_field(self) -> None:
+        target = self.default_focus()
+        if target is not None:
+            target.focus()
 
     def action_plan(self) -> None:
         if self.check_action("plan", ()) is True:

@@ -1,0 +1,119 @@
+"""Keys an operator can rely on at 80x24 over SSH and inside tmux: Back without tmux's prefix,
+a help screen listing every key of the screen, the same editing rules in every field.
+Replayed (tests/tui/recordings/dry-walk.jsonl): no services."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import DRY_WALK
+from tui_support import WizardFactory, fully_visible, screen_lines
+
+from backends.replay import Recording
+from tui.autopilot import begin, screen_step, wait_for, wait_idle, walk
+from tui.help import HelpScreen
+from widgets.editable_table import EditableTable
+
+SMALL = (80, 24)
+
+
+async def open_at(pilot: Any, step: str) -> None:
+    await begin(pilot)
+    await walk(pilot, until=step)
+    await wait_idle(pilot)
+    await pilot.pause(0.1)
+
+
+async def press_and_wait(pilot: Any, key: str, step: str) -> None:
+    await pilot.press(key)
+    await wait_for(pilot, lambda: screen_step(pilot) == step, f"{key} to show {step}")
+    await wait_idle(pilot)
+
+
+async def test_back_is_b_or_bracket_never_tmux_prefix(replay_wizard: WizardFactory) -> None:
+    """ctrl+b is tmux's prefix: inside tmux it never reached the wizard. Back is `b` or `[`,
+    next `ctrl+n` or `]`; while a text field has focus, `b` and `[` are typed, not obeyed."""
+    app = replay_wizard(replay=Recording(DRY_WALK, start_at="aliases"))
+    async with app.run_test(size=SMALL) as pilot:
+        await open_at(pilot, "aliases")
+        assert "b Back" in screen_lines(app)[-1]                       # the footer says so, at 80 columns
+        await pilot.press("ctrl+b")
+        await pilot.pause(0.1)
+        assert screen_step(pilot) == "aliases"                          # no longer bound
+        await press_and_wait(pilot, "b", "prepull")
+        await press_and_wait(pilot, "left_square_bracket", "registry")
+        await press_and_wait(pilot, "right_square_bracket", "prepull")
+        await press_and_wait(pilot, "ctrl+n", "aliases")
+        table = app.screen.query_one("#aliases", EditableTable)
+        await pilot.press("enter", "end", "b", "left_square_bracket")  # typing in the edit box
+        await pilot.pause(0.1)
+        assert screen_step(pilot) == "aliases" and table.input.value.endswith("b[")
+        await pilot.press("escape", "b")                                # out of the field: Back again
+        await wait_for(pilot, lambda: screen_step(pilot) == "prepull", "b to go back")
+        await pilot.press("ctrl+q")
+
+
+async def test_help_lists_every_key_of_the_screen(replay_wizard: WizardFactory) -> None:
+    """`?` and F1 open the keys of the current screen (the footer is cut at 80 columns), read
+    from its active bindings: every key the footer offers, the greyed ones as "not now", the
+    ones of the widget the cursor is in; Escape, `?` or F1 close it. In a text field `?` is
+    typed, F1 still opens it, and it lists the field's keys, not the letters."""
+    app = replay_wizard(replay=Recording(DRY_WALK, start_at="aliases"))
+    async with app.run_test(size=SMALL) as pilot:
+        await open_at(pilot, "aliases")
+        step_screen = app.screen
+        offered = {b.binding.description for b in step_screen.active_bindings.values()
+                   if b.binding.description and not b.binding.system}
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+        await pilot.pause(0.1)
+        help_screen = app.screen
+        assert isinstance(help_screen, HelpScreen)
+        rows = {description: (keys, enabled) for keys, description, enabled in help_screen.rows()}
+        assert offered <= set(rows), offered - set(rows)                  # every key, none left out
+        assert rows["Back"] == ("b [", True) and rows["Next"] == ("ctrl+n ]", False)   # greyed: not done yet
+        assert rows["Remove/keep alias"][0] == "d" and rows["Edit"][0] == "e" and rows["Quit"][0] == "ctrl+q"
+        assert rows["Help"][0] == "? F1"
+        assert [g.title for g in help_screen.groups][0] == "This screen" and help_screen.groups[-1].title == "Everywhere"
+        box = help_screen.query_one("#help-body")
+        assert fully_visible(box) and app.focused is box                 # fits 80x24; the arrows scroll it
+        text = "\n".join(screen_lines(app))
+        assert "Keys: Image aliases" in text and "(not now)" in text
+        await pilot.press("end")
+        await pilot.pause(0.1)
+        assert box.scroll_y == box.max_scroll_y > 0
+        assert "Enter (or e) on an alias" in "\n".join(screen_lines(app))   # the screen's own note, at the end
+        for close, reopen in (("escape", "f1"), ("question_mark", "f1"), ("f1", None)):
+            await pilot.press(close)
+            await wait_for(pilot, lambda: app.screen is step_screen, f"{close} to close the help")
+            if reopen:
+                await pilot.press(reopen)
+                await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), f"{reopen} to open it")
+
+        table = step_screen.query_one("#aliases", EditableTable)
+        await pilot.press("enter", "end", "question_mark")               # in the edit field: ? is a character
+        await pilot.pause(0.1)
+        assert app.screen is step_screen and table.input.value.endswith("?")
+        await pilot.press("f1")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "F1 to open the help from a field")
+        rows = {description: keys for keys, description, _ in app.screen.rows()}
+        assert rows["Cancel edit"] == "esc" and rows["Help"] == "F1" and "Back" not in rows and "Plan" not in rows
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is step_screen, "the help to close")
+        assert table.editing == "julia"                                   # the edit was left as it was
+        await pilot.press("ctrl+q")
+
+
+async def test_help_on_the_start_screen(replay_wizard: WizardFactory) -> None:
+    app = replay_wizard()
+    async with app.run_test(size=SMALL) as pilot:
+        await wait_for(pilot, lambda: app.controller.probe_result is not None, "the checks")
+        await wait_idle(pilot)
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+        rows = {description: keys for keys, description, _ in app.screen.rows()}
+        assert rows["Begin"] == "⏎ ctrl+n" and rows["Check again"] == "ctrl+r" and rows["Quit"] == "ctrl+q"
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("ctrl+q")

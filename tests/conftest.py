@@ -1,4 +1,4 @@
-"""Test fixtures: one real sandbox per test run, isolation per test where needed.
+"""Test fixtures: one real sandbox per test run (per xdist worker), isolation per test where needed.
 
 The sandbox (real etcd with auth, PostgreSQL, registries, Harbor and manager stand-ins, and
 as root three Docker daemons) is started once by the same code as `sandbox up` and torn down
@@ -35,6 +35,9 @@ from backends.secrets import Secret
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[SandboxInfo]:
     keep = os.environ.get("BAIRM_TEST_SANDBOX")
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if keep and worker:
+        keep = f"{keep}-{worker}"   # one sandbox per xdist worker, each kept between runs
     # Not under pytest's tmp dir: pytest resets /tmp/pytest-of-<user> to 0700 at each session
     # start, which locks PostgreSQL (running as `postgres`) out of its own data directory.
     path = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="bairm-test-"))

@@ -13,11 +13,12 @@ fence for every write of the run (issue 14, finding 1):
   that etcd answered, plus the TTL etcd answered with (etcd counts from when it received it,
   which is later). Past that, nothing is written until etcd confirms the lease again;
 - python-etcd3's `refresh_lease` does not raise for an expired lease: etcd answers the
-  keep-alive with TTL 0 (`LeaseKeepAliveResponse.TTL`, "the new time-to-live for the lease",
-  https://etcd.io/docs/v3.4/learning/api/#lease-api), which is read here as "lost";
+  keep-alive with a TTL of 0 (`LeaseKeepAliveResponse.TTL`, "the new time-to-live for the
+  lease" in etcd's api/etcdserverpb/rpc.proto; tests/faults/test_lock_lost.py sees the 0),
+  which is read here as "lost";
 - every etcd write of the run is a transaction comparing the lock key's lease with ours
-  (`Compare.LEASE`, etcd >= 3.3), so a write after the loss is refused by etcd itself, even
-  if the lock key was deleted by hand;
+  (`Compare` with target `LEASE` in rpc.proto; the sandbox runs etcd 3.4), so a write after
+  the loss is refused by etcd itself, even if the lock key was deleted by hand;
 - PostgreSQL commits and the manager's stop/start wait for `ensure()`, and the state file is
   saved only after `check()`;
 - once lost, the loss is final for this process: callbacks (the runner stops its main task)

@@ -17,7 +17,7 @@ from typing import Any
 from textual.app import App
 from textual.binding import Binding
 from textual.events import Resize
-from textual.widgets import Footer, Input, TextArea
+from textual.widgets import Footer
 
 from backends.config import Settings
 from backends.errors import MigrateError
@@ -27,7 +27,7 @@ from backends.statuses import Operation
 
 from .controller import Controller
 from .dialogs import ConfirmDialog, ErrorDialog, ExportDialog
-from .help import HELP_BINDING, HelpScreen
+from .help import HELP_BINDING, HelpScreen, text_field
 from .messages import (
     EngineEvent,
     EngineOpened,
@@ -161,7 +161,7 @@ class MigrationApp(App[int]):
 
     # -- app-wide actions --------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("transcript",) and isinstance(self.focused, (TextArea, Input)):
+        if action in ("transcript",) and text_field(self.focused):
             return False
         if action == "export":
             return bool(self.controller.transcript_paths())

@@ -20,7 +20,8 @@ from textual.containers import HorizontalGroup, VerticalScroll
 from textual.content import Content
 from textual.dom import DOMNode
 from textual.screen import ModalScreen, Screen
-from textual.widgets import Footer, Static
+from textual.widget import Widget
+from textual.widgets import Footer, Input, Static, TextArea
 
 # `?` is typed in a text field (it consumes printable keys); F1 works there too.
 HELP_BINDING = Binding("question_mark,f1", "app.help", "Help", id="help",
@@ -46,6 +47,13 @@ class KeyRow:
 class KeyGroup:
     title: str
     rows: list[KeyRow] = field(default_factory=list)
+
+
+def text_field(widget: Widget | None) -> bool:
+    """A field that takes printable keys, so letter keys are typed, not obeyed: an Input, or a
+    TextArea that can be typed into (a read-only one, like the applied registry JSON, leaves
+    them to the screen)."""
+    return isinstance(widget, Input) or (isinstance(widget, TextArea) and not widget.read_only)
 
 
 def key_label(screen: Screen[object], binding: Binding) -> str:

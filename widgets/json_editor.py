@@ -11,9 +11,11 @@ breaks image resolution for the whole cluster, so the editor must say *where* (l
 - Validation is debounced (~150 ms) so a burst of typing costs one validator run, and the
   validator is a plain function `str -> list[IssueItem]` supplied by the caller (the widget
   knows nothing of Backend.AI's registry schema).
-- TextArea in indent mode eats Tab and Escape (Textual docs, widgets/text_area.md, "Tab and
-  Escape behavior"): Escape moves focus to the issue list, where Enter jumps back into the text
-  at that issue.
+- Tab moves focus, as in every other field (`tab_behavior="focus"`; in indent mode TextArea eats
+  Tab and Escape, Textual docs, widgets/text_area.md, "Tab and Escape behavior", and Tab
+  inserted spaces where the operator expected to leave). JSON needs no tab: indentation is
+  typed as spaces. Escape leaves the text for the issue list when there are
+  issues (Enter there jumps back into the text at that issue), else for the next widget.
   F8 / shift+F8 jump to the next / previous issue from anywhere inside the editor.
 - Syntax colours come from the App's theme variables (a TextAreaTheme rebuilt on theme change),
   not from the fixed "monokai" palette, so light themes stay legible.
@@ -101,6 +103,7 @@ class JsonEditor(Widget):
     BINDINGS = [
         Binding("f8", "next_issue", "Next issue", tooltip="Move the cursor to the next problem"),
         Binding("shift+f8", "previous_issue", "Previous issue", show=False),
+        Binding("escape", "leave_text", "Leave the editor", show=False),
     ]
 
     class Validated(Message):
@@ -150,7 +153,7 @@ class JsonEditor(Widget):
             self._initial_text,
             language="json" if self.highlighting else None,
             theme="css",
-            tab_behavior="indent",
+            tab_behavior="focus",
             soft_wrap=False,
             id="json-text",
         )
@@ -234,6 +237,17 @@ class JsonEditor(Widget):
         area.focus()
         self._issue_index = index
         self.query_one("#json-issues", OptionList).highlighted = index
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "leave_text":
+            return self.is_mounted and self.text_area.has_focus   # elsewhere Escape is the app's
+        return True
+
+    def action_leave_text(self) -> None:
+        if self._issues:
+            self.query_one("#json-issues", OptionList).focus()
+        else:
+            self.screen.focus_next()
 
     def action_next_issue(self) -> None:
         self.goto_issue(self._issue_index + 1)

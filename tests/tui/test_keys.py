@@ -7,12 +7,15 @@ from __future__ import annotations
 from typing import Any
 
 from conftest import DRY_WALK
+from textual.widgets import Input
 from tui_support import WizardFactory, fully_visible, screen_lines
 
 from backends.replay import Recording
+from backends.statuses import Operation
 from tui.autopilot import begin, screen_step, wait_for, wait_idle, walk
 from tui.help import HelpScreen
 from widgets.editable_table import EditableTable
+from widgets.json_editor import JsonEditor
 
 SMALL = (80, 24)
 
@@ -116,4 +119,88 @@ async def test_help_on_the_start_screen(replay_wizard: WizardFactory) -> None:
         await pilot.press("escape")
         await pilot.pause(0.1)
         assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("ctrl+q")
+
+
+async def test_fields_edit_alike_typing_appends_tab_and_escape_leave(replay_wizard: WizardFactory) -> None:
+    """The announcement selected all its text on focus, so the first key typed wiped it; Tab
+    in the registry JSON inserted spaces. Now every field appends where the cursor is, and Tab
+    or Esc leaves it, after which letter keys act again."""
+    app = replay_wizard(replay=Recording(DRY_WALK, start_at="maintenance"))
+    async with app.run_test(size=SMALL) as pilot:
+        await open_at(pilot, "maintenance")
+        screen = app.screen
+        field = screen.query_one("#announcement", Input)
+        before = field.value
+        assert before
+        await pilot.press("e", *" Back at 14:00.")
+        await pilot.pause(0.1)
+        assert app.focused is field and field.value == before + " Back at 14:00."
+        assert screen.check_action("plan", ()) is False                    # p is typed here, not obeyed
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert not isinstance(app.focused, Input) and screen.check_action("plan", ()) is True
+        await pilot.press("ctrl+q")
+
+    app = replay_wizard(replay=Recording(DRY_WALK, start_at="registry"))
+    async with app.run_test(size=SMALL) as pilot:
+        await open_at(pilot, "registry")
+        screen = app.screen
+        editor = screen.query_one("#editor", JsonEditor)
+        text = editor.text
+        await pilot.press("e")
+        await pilot.pause(0.1)
+        assert app.focused is editor.text_area
+        await pilot.press("tab")
+        await pilot.pause(0.1)
+        assert app.focused is not editor.text_area and editor.text == text   # left, nothing inserted
+        assert screen.check_action("apply", ()) is True
+        await pilot.press("e")
+        await pilot.pause(0.1)
+        assert app.focused is editor.text_area
+        await pilot.press("escape")
+        await pilot.pause(0.1)
+        assert app.focused is not editor.text_area and screen.check_action("apply", ()) is True
+        await pilot.press("ctrl+q")
+
+
+async def test_verify_again_is_offered_on_a_verified_step(replay_wizard: WizardFactory) -> None:
+    """The cluster can change after a step was verified: v reads it back again there too."""
+    app = replay_wizard(replay=Recording(DRY_WALK, start_at="aliases"))
+    async with app.run_test(size=SMALL) as pilot:
+        await open_at(pilot, "aliases")
+        await press_and_wait(pilot, "b", "prepull")
+        screen = app.screen
+        assert app.controller.status("prepull") == "verified"
+        assert screen.check_action("verify", ()) is True and "v Verify" in screen_lines(app)[-1]
+        asked: list[tuple[str, str]] = []
+        # what v starts, without asking the recording for a verify it never made
+        app.controller.run = lambda step, op: asked.append((step, op)) or True   # type: ignore[method-assign]
+        await pilot.press("v")
+        await pilot.pause(0.1)
+        assert asked == [("prepull", Operation.VERIFY)]
+        await pilot.press("ctrl+q")
+
+
+async def test_e_on_an_applied_registry_step_says_why_instead_of_a_dead_editor(replay_wizard: WizardFactory) -> None:
+    """Applied, the registry JSON is read-only: e used to put the cursor in an editor that
+    ignored every key. Now it says why, and how to edit again; the letter keys stay usable."""
+    app = replay_wizard(replay=Recording(DRY_WALK, start_at="aliases"))
+    async with app.run_test(size=SMALL, notifications=True) as pilot:
+        await open_at(pilot, "aliases")
+        await press_and_wait(pilot, "b", "prepull")
+        await press_and_wait(pilot, "b", "registry")
+        screen = app.screen
+        editor = screen.query_one("#editor", JsonEditor)
+        assert app.controller.status("registry") == "verified" and editor.text_area.read_only
+        await pilot.press("e")
+        await pilot.pause(0.3)
+        assert app.focused is not editor.text_area
+        messages = [n.message for n in app._notifications]
+        assert messages == ["the registry step is verified; roll it back (x) to edit the JSON"]
+        toast = "\n".join(screen_lines(app))                                 # on screen at 80x24, wrapped
+        assert "the registry step is verified; roll" in toast and "it back (x) to edit the JSON" in toast
+        editor.text_area.focus()                                            # reached by Tab: read-only,
+        await pilot.pause(0.1)
+        assert screen.check_action("verify", ()) is True                    # so letters still act
         await pilot.press("ctrl+q")

@@ -150,7 +150,7 @@ async def test_f8_cycles_issues_and_escape_enter_jumps_from_the_list() -> None:
         assert editor.text_area.cursor_location == (1, 2)
         await pilot.press("f8")
         assert editor.text_area.cursor_location == (3, 2), "wraps to the first issue"
-        # Escape leaves the TextArea (it eats Escape in indent mode) to the issue list.
+        # Escape leaves the text for the issue list, where Enter jumps back to the issue.
         await pilot.press("escape")
         issues = app.query_one("#json-issues", OptionList)
         assert app.focused is issues
@@ -205,3 +205,21 @@ async def test_syntax_colours_follow_the_app_theme() -> None:
         app.theme = "textual-light"
         await pilot.pause()
         assert string_colour() == app.theme_variables["text-success"].upper()
+
+
+async def test_tab_moves_focus_and_inserts_nothing() -> None:
+    """Tab leaves the editor as it leaves every other field (indent mode inserted spaces)."""
+    app = editor_app(GOOD)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        editor = app.query_one(JsonEditor)
+        editor.text_area.focus()
+        await pilot.press("tab")
+        await pilot.pause()
+        assert app.focused is not editor.text_area and editor.text == GOOD
+        await pilot.press("shift+tab")
+        await pilot.pause()
+        assert app.focused is editor.text_area
+        await pilot.press("escape")                        # no issues: Escape moves on too
+        await pilot.pause()
+        assert app.focused is not editor.text_area and editor.text == GOOD

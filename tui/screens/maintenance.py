@@ -42,7 +42,10 @@ class MaintenanceScreen(StepScreen):
         yield from self.compose_checks()
         yield Static("Announcement shown to users while new sessions are frozen (e: edit · Enter: plan again)",
                      classes="section", markup=False)
-        yield Input(self.announcement() or "", id="announcement", placeholder="no announcement")
+        # like every other field: the cursor goes to the end and typing adds to the text (with
+        # select-all on focus, the first key typed replaced the whole announcement)
+        yield Input(self.announcement() or "", id="announcement", placeholder="no announcement",
+                    select_on_focus=False)
         yield from self.compose_plan()
 
     def announcement(self) -> str | None:

@@ -27,7 +27,7 @@ from widgets.json_editor import JsonEditor
 
 from ..convert import issue_items
 from ..masked_registry_text import MaskedRegistryText
-from .step import StepScreen
+from .step import BUSY_TEXT, StepScreen
 
 if TYPE_CHECKING:
     from backends.steps.registry import RegistryStep
@@ -146,7 +146,22 @@ class RegistryScreen(StepScreen):
         return Content("\n").join(lines)
 
     def action_edit_json(self) -> None:
+        """Once the step is applied the editor is read-only: say so and how to edit again,
+        rather than put the cursor in a field that ignores every key typed."""
+        why = self.not_editable_reason()
+        if why:
+            self.notify(why, severity="warning", markup=False)
+            return
         self.query_one("#editor", JsonEditor).text_area.focus()
+
+    def not_editable_reason(self) -> str | None:
+        if self.editable():
+            return None
+        if self.busy:
+            return f"the registry step is {BUSY_TEXT[self.busy].rstrip('…')}; the JSON can be edited once it ends"
+        if self.check_action("rollback", ()) is True:
+            return f"the registry step is {self.status}; roll it back (x) to edit the JSON"
+        return f"the registry step is {self.status}; its JSON is what was applied and cannot be edited now"
 
     def copy_text(self) -> str | None:
         if isinstance(self.focused, TextArea):

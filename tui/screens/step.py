@@ -30,7 +30,7 @@ from textual.content import Content
 from textual.reactive import var
 from textual.screen import Screen
 from textual.widget import Widget
-from textual.widgets import Footer, Input, Static, TextArea
+from textual.widgets import Footer, Static
 
 from backends.statuses import Operation, Status
 from backends.steps.base import StepMeta
@@ -43,7 +43,7 @@ from widgets.step_list import StepList
 
 from ..convert import change_items, check_items, finding_items, step_items
 from ..dialogs import ConfirmDialog, TypedConfirmDialog
-from ..help import HELP_BINDING
+from ..help import HELP_BINDING, text_field
 from ..messages import CellsChanged, EventHeard, OpFinished, Update
 
 if TYPE_CHECKING:
@@ -376,7 +376,7 @@ class StepScreen(Screen[None]):
 
     # -- bindings --------------------------------------------------------------------------------
     def _text_focused(self) -> bool:
-        return isinstance(self.focused, (TextArea, Input))
+        return text_field(self.focused)
 
     def on_descendant_focus(self) -> None:
         self.refresh_keys()
@@ -410,7 +410,9 @@ class StepScreen(Screen[None]):
                 return None
             return True
         if action == "verify":
-            return st in (Status.APPLIED, Status.FAILED) and self.ctl.plan_of(self.STEP) is not None and not busy
+            # a verified step too: the cluster can change after the check (read back again)
+            return (st in (Status.APPLIED, Status.FAILED, Status.VERIFIED) and self.ctl.plan_of(self.STEP) is not None
+                    and not busy)
         if action == "rollback":
             return (self.meta.reversible and self.ctl.has_backup(self.STEP) and not busy
                     and st in (Status.APPLIED, Status.VERIFIED, Status.FAILED))

@@ -114,6 +114,7 @@ async def test_help_on_the_start_screen(replay_wizard: WizardFactory) -> None:
         await wait_idle(pilot)
         await pilot.press("question_mark")
         await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), "the help screen")
+        assert "Keys: Start" in "\n".join(screen_lines(app))
         rows = {description: keys for keys, description, _ in app.screen.rows()}
         assert rows["Begin"] == "⏎ ctrl+n" and rows["Check again"] == "ctrl+r" and rows["Quit"] == "ctrl+q"
         await pilot.press("escape")

@@ -50,6 +50,7 @@ class Phase(StrEnum):
 
 
 class StartScreen(Screen[None]):
+    help_title = "Start"   # the help screen's heading
     BINDINGS = [
         Binding("enter,ctrl+n", "begin", "Begin", id="begin", tooltip="Open the run (takes the cluster lock)"),
         Binding("ctrl+r", "recheck", "Check again", id="recheck", tooltip="Re-read the files, reconnect"),

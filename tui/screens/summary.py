@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 
 class SummaryScreen(Screen[None]):
+    help_title = "Summary"   # the help screen's heading
+
     def __init__(self) -> None:
         super().__init__(id="summary")
         self.finished = False

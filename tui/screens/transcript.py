@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 
 
 class TranscriptScreen(Screen[None]):
+    help_title = "Transcript"   # the help screen's heading
     BINDINGS = [
         Binding("escape,t", "close", "Close", id="close", tooltip="Back to the step"),
         Binding("ctrl+y", "copy_all", "Copy all", id="copy-all", tooltip="Copy the whole transcript (OSC 52)"),

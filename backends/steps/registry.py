@@ -25,7 +25,7 @@ from ..plan_file import PlanFile
 from ..registry_api import RegistryError
 from ..registry_document import Validation, registry_key, validate
 from ..scanner import scan_registry
-from ..secrets import MASK, is_secret_key
+from ..secrets import MASK, is_sealed, is_secret_key
 from .base import Finding, Step, StepMeta, StepPlan, Verification
 from .edits import Edit, EditResult, SetRegistryDocument
 from .views import Phase, RegistryProgress, Skipped
@@ -70,6 +70,10 @@ class RegistryStep(Step):
     def restore_edits(self) -> bool:
         """The registry entry of the last plan (written or not) comes back as the document."""
         puts = ((self.state.plan or {}).get("data") or {}).get("config_puts") or {}
+        if any(is_sealed(v) for v in puts.values()):
+            # The seal key is lost or another: the password cannot be put back, and a sealed
+            # blob must never become the document's password. The plan file's document stays.
+            return False
         now = self.cluster.target_validation()
         if puts and (not now.ok or now.flat() != puts):
             self.cluster.set_registry_json(json.dumps(nest_pairs("", sorted(puts.items())), indent=2) + "\n")

@@ -194,8 +194,18 @@ class ReplayEngine(Engine):
                 return
             self.recording.calls[(rec["step"], rec["method"])].popleft()
             if rec.get("state") is not None:
-                self.state.steps[rec["step"]] = StepState(**rec["state"])
+                self._adopt_state(rec["step"], rec["state"])
             self._adopt(rec)
+
+    def _adopt_state(self, step_id: str, raw: dict[str, Any]) -> None:
+        """The step's recorded state, in place: a step object made earlier keeps reading the
+        run's state through the same StepState (a new object would leave it a stale copy)."""
+        new = StepState(**raw)
+        cur = self.state.steps.get(step_id)
+        if cur is None:
+            self.state.steps[step_id] = new
+        else:
+            cur.__dict__.update(new.__dict__)
 
     def _adopt(self, rec: dict[str, Any]) -> None:
         """The caches a life-cycle call fills, from its recorded answer."""
@@ -235,7 +245,7 @@ class ReplayEngine(Engine):
             self.emit(event)
             await asyncio.sleep(0)
         if rec.get("state") is not None:
-            self.state.steps[step_id] = StepState(**rec["state"])
+            self._adopt_state(step_id, rec["state"])
         if rec.get("error"):
             e = rec["error"]
             err = MigrateError(e["message"], fix=e.get("fix"))

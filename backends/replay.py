@@ -31,7 +31,7 @@ from .cluster import Cluster
 from .config import Settings
 from .engine import Engine
 from .errors import MigrateError
-from .events import Event, RunStarted, event_from_json
+from .events import Event, RunFinished, RunStarted, event_from_json
 from .plan_file import PlanFile
 from .probe import Check, ProbeResult, Unfinished
 from .state import RunState, StepState
@@ -224,8 +224,6 @@ class ReplayEngine(Engine):
 
     async def close(self, status: str | None = None, exit_code: int = 0, message: str = "") -> None:
         if status is not None:
-            from .events import RunFinished
-
             self.emit(RunFinished(status, exit_code, message))
         if self.transcript is not None:
             self.transcript.close()

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .durable import fsync_dir
 from .errors import ConfigError, MigrateError
 from .secrets import Redactor
 from .statuses import FINISHED, Status
@@ -179,11 +180,7 @@ class StateStore:
             finally:
                 with contextlib.suppress(OSError):
                     tmp.unlink()
-            dfd = os.open(self.dir, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            fsync_dir(self.dir)
         except OSError as e:
             raise StateSaveError(f"cannot save the run state to {self.path} ({e.strerror or type(e).__name__})",
                                  fix="free space on that file system or make it writable (or use --state-dir), "

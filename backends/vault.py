@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from .durable import fsync_dir
 from .errors import ConfigError, MigrateError
 from .secrets import SEALED_V1, SEALED_V2, is_sealed
 from .secrets import is_secret_key as _is_secret_name
@@ -161,11 +162,7 @@ class Vault:
                     raise SealKeyError(path, "appeared and vanished while being created", rule="a stable file",
                                        fix="run again") from None
                 return other
-            dfd = os.open(path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
+            fsync_dir(path.parent)
         except OSError as e:
             raise SealKeyError(path, f"cannot be created ({e.strerror})", rule="a writable directory",
                                fix="free space or make the directory writable, or set XDG_CONFIG_HOME to a "

@@ -8,23 +8,14 @@ from typing import Any
 
 from conftest import DRY_WALK
 from textual.widgets import Input
-from tui_support import WizardFactory, fully_visible, screen_lines
+from tui_support import SMALL, WizardFactory, fully_visible, open_at, screen_lines
 
 from backends.replay import Recording
 from backends.statuses import Operation
-from tui.autopilot import begin, screen_step, wait_for, wait_idle, walk
+from tui.autopilot import screen_step, wait_for, wait_idle
 from tui.help import HelpScreen
 from widgets.editable_table import EditableTable
 from widgets.json_editor import JsonEditor
-
-SMALL = (80, 24)
-
-
-async def open_at(pilot: Any, step: str) -> None:
-    await begin(pilot)
-    await walk(pilot, until=step)
-    await wait_idle(pilot)
-    await pilot.pause(0.1)
 
 
 async def press_and_wait(pilot: Any, key: str, step: str) -> None:

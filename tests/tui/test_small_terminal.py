@@ -13,25 +13,16 @@ from typing import Any
 
 from conftest import DRY_WALK
 from textual.widgets import DataTable, Input, Static
-from tui_support import WizardFactory, fully_visible, screen_lines
+from tui_support import SMALL, WizardFactory, fully_visible, open_at, screen_lines
 
 from backends.replay import Recording
-from tui.autopilot import begin, wait_for, wait_idle, walk
+from tui.autopilot import wait_for, wait_idle
 from tui.dialogs import ConfirmDialog, TypedConfirmDialog
 from tui.screens.aliases import AliasesScreen
 from widgets.change_table import ChangeTable
 from widgets.checks import ChecksView
 from widgets.editable_table import EditableTable
 from widgets.pull_grid import PullGrid
-
-SMALL = (80, 24)
-
-
-async def open_at(pilot: Any, step: str) -> None:
-    await begin(pilot)
-    await walk(pilot, until=step)
-    await wait_idle(pilot)
-    await pilot.pause(0.2)
 
 
 def shown(pilot: Any) -> str:

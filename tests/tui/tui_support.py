@@ -182,3 +182,18 @@ def recording_outline(path: Path) -> list[tuple[Any, ...]]:
             answer = None
         out.append((rec["step"], method, answer))
     return out
+
+
+# -- the replayed 80x24 tests ------------------------------------------------------------------
+
+SMALL = (80, 24)   # the floor operators work at over SSH
+
+
+async def open_at(pilot: Any, step: str) -> None:
+    """Begin, walk to `step` and let its screen settle (replayed runs start there already)."""
+    from tui.autopilot import begin, wait_idle, walk
+
+    await begin(pilot)
+    await walk(pilot, until=step)
+    await wait_idle(pilot)
+    await pilot.pause(0.2)

@@ -31,6 +31,7 @@ from .step import BUSY_TEXT, StepScreen
 
 if TYPE_CHECKING:
     from backends.steps.registry import RegistryStep
+    from backends.steps.views import RegistryProgress
 
 
 class RegistryScreen(StepScreen):
@@ -112,13 +113,9 @@ class RegistryScreen(StepScreen):
         shown = view.counters if view else {}
         bar = self.query_one("#counters", CounterBar)
         bar.show(shown, title="rescan", styles={"skipped": "warning"} if shown.get("skipped") else {})
-        self.query_one("#phases", Static).update(self.phases())
+        self.query_one("#phases", Static).update(self.phases(view) if view else Content(""))
 
-    def phases(self) -> Content:
-        step = self.step()
-        if step is None:
-            return Content("")
-        view = step.progress_view(self.ctl.plan_of(self.STEP))
+    def phases(self, view: RegistryProgress) -> Content:
         lines: list[Content] = []
         running = self.busy is Operation.APPLY
         first_open = True

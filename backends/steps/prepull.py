@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -319,6 +319,3 @@ def _via(target: str, url: str) -> str | None:
     host = urlsplit(url).netloc
     return None if not host or host == target else host
 
-
-def essential_images_for_display(plan: StepPlan) -> Sequence[str]:
-    return list(plan.data.get("images", []))
